@@ -32,3 +32,58 @@ def canonical(xml: bytes | str) -> str:
     root = etree.fromstring(data, parser)
     text = etree.tostring(root, method="c14n2", strip_text=True).decode()
     return _UUID.sub("uuid:X", text)
+
+
+# --- fake-server fixtures ------------------------------------------------------------------------
+
+SCENARIOS = FIXTURES / "scenarios"
+JOB_URI = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/HyperVCluster/v2/Msvm_CollectionReferencePointExportJob"
+
+
+def job_id(n: int) -> str:
+    """The InstanceIDs used by fixtures/generate_handwritten.py."""
+    return f"5F3C2A10-7B4D-4E8A-9C61-{n:012X}"
+
+
+@pytest.fixture(scope="session")
+def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("users") / "users.txt"
+    path.write_text(f":alice:{CANARY_PASSWORD}\nCONTOSO:bob:{CANARY_PASSWORD}x\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from hvjob.testing import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def http_server(users_file: Path):  # type: ignore[no-untyped-def]
+    from hvjob.testing import FakeWinRMServer
+
+    with FakeWinRMServer(SCENARIOS, users_file=users_file) as server:
+        yield server
+
+
+@pytest.fixture
+def https_server(users_file: Path, pki):  # type: ignore[no-untyped-def]
+    from hvjob.testing import FakeWinRMServer
+
+    with FakeWinRMServer(SCENARIOS, users_file=users_file, tls=pki.server_context()) as server:
+        yield server
+
+
+def options(**kw):  # type: ignore[no-untyped-def]
+    from hvjob.transport import ConnectionOptions
+
+    base = {
+        "username": "alice",
+        "password": CANARY_PASSWORD,
+        "connect_timeout": 5,
+        "operation_timeout": 5,
+        "read_timeout_margin": 2,
+    }
+    base.update(kw)
+    return ConnectionOptions(**base)
