@@ -6,7 +6,6 @@ import importlib.util
 import re
 
 from conftest import FIXTURES, SCENARIOS
-
 from hvjob.scenario import load_scenarios
 from hvjob.testing import demo_fixtures_dir
 from hvjob.wire.parse import describe

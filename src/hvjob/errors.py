@@ -25,7 +25,9 @@ Each class has an ``error_type`` that every front end (library result, CLI JSON,
     │   ├── NotSupported                a:ActionNotSupported, WMI 0x8004100C
     │   ├── CannotProcessFilter         n:CannotProcessFilter, 0x8033801A
     │   └── InvalidHeader               a:InvalidMessageInformationHeader, 0x8033800F
-    └── MethodFailed                    "method"          a WMI method returned a non-zero ReturnValue
+    ├── MethodFailed                    "method"          a WMI method returned a non-zero ReturnValue
+    ├── JobNotCancellable               "method"          Cancellable is false; nothing was sent
+    └── JobFailed                       "method"          the job ended unsuccessfully (wait --require-success)
 
 Errors never carry credentials: the transport redacts them before an error is built, and
 ``request_xml``/``response_xml`` are the SOAP payloads after decryption, which hold none.
@@ -43,6 +45,8 @@ __all__ = [
     "HvjobError",
     "InvalidHeader",
     "InvalidSelectors",
+    "JobFailed",
+    "JobNotCancellable",
     "MethodFailed",
     "NameResolutionFailed",
     "NotSupported",
@@ -349,3 +353,15 @@ def fault_class_for(codes: list[int], subcode_local_name: str | None) -> type[WS
     if subcode_local_name:
         return _SUBCODE_REGISTRY.get(subcode_local_name, WSManFault)
     return WSManFault
+
+
+class JobNotCancellable(HvjobError):
+    """The job says Cancellable = false, so a stop request is expected to fail; nothing was sent."""
+
+    error_type = "method"
+
+
+class JobFailed(HvjobError):
+    """The waited-on job reached a terminal state other than success, and success was required."""
+
+    error_type = "method"

@@ -203,7 +203,12 @@ class FakeWinRMServer:
     def start(self) -> FakeWinRMServer:
         if self.tls is not None:
             self._cert_hash = _server_cert_hash(self.tls)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"fake-winrm-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-winrm-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
