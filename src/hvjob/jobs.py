@@ -340,7 +340,7 @@ class OperationResult:
             "error": self.error.to_dict() if self.error is not None else None,
             "elapsed_ms": round(self.elapsed_ms, 1),
         }
-        if self.command == "list":
+        if self.command == "list" or self.jobs is not None:  # stop --all reports each job it touched
             data["jobs"] = self.jobs or []
         if self.command in ("show", "wait"):
             data["properties"] = self.properties

@@ -556,12 +556,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b"")
             return
         injection = dict(fake.pop_injection())
-        if pattern.action == "Identify":
-            self._reply_identify(profiles=True)
-            return
-        exchange = fake.match(pattern)
+        exchange = None if pattern.action == "Identify" else fake.match(pattern)
         message_id = _message_id(plaintext)
-        if exchange is None:
+        if pattern.action == "Identify":  # authenticated Identify: answered like any reply (encrypted too)
+            status, text = 200, IDENTIFY_RESPONSE.format(profiles=_PROFILES)
+            content_type = "application/soap+xml;charset=UTF-8"
+        elif exchange is None:
             status, text = 500, NOT_FOUND_FAULT.format(machine=fake.machine)
             content_type = "application/soap+xml;charset=UTF-8"
         else:
