@@ -133,3 +133,53 @@ def test_operation_timeout_format() -> None:
     assert build.format_timeout(1.5) == "PT1.500S"
     with pytest.raises(UsageError):
         build.format_timeout(0)
+
+
+# --- property-based round trips: build an Invoke, read the same element back ------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_xml_text = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"), max_size=40)
+_scalars = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    _xml_text,
+    st.none(),
+    st.builds(lambda s: CimInterval(dt.timedelta(seconds=s)), st.integers(min_value=0, max_value=10**9)),
+    st.builds(
+        lambda s: CimDatetime(dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=s)),
+        st.integers(min_value=0, max_value=10**9),
+    ),
+)
+
+
+def _as_read_back(value: object) -> object:
+    """What the parser returns without a schema: integers and booleans as their wire text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["A", "B", "C", "Deep_Name"]), _scalars),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda item: item[0],
+    ),
+    _xml_text.filter(lambda s: s.strip() == s),
+)
+def test_parameter_values_round_trip(params: list[tuple[str, object]], job_id: str) -> None:
+    request = build.build_invoke(OPTS, JOB_URI, "M", params, {"InstanceID": job_id})  # type: ignore[arg-type]
+    root = etree.fromstring(request.payload)
+    assert root.find(f".//{{{ns.WSMAN}}}Selector").text in (job_id, None if job_id == "" else job_id)
+    method_input = root.find(f".//{{{JOB_URI}}}M_INPUT")
+    assert method_input is not None
+    method_input.tag = f"{{{JOB_URI}}}M_OUTPUT"
+    etree.SubElement(method_input, f"{{{JOB_URI}}}ReturnValue").text = "0"
+    out = decode_method_output(method_input, "M").out
+    assert out == {name: _as_read_back(value) for name, value in params}
