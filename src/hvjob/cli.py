@@ -21,8 +21,8 @@ import click
 from hvjob import __version__
 from hvjob.errors import HvjobError, UsageError
 from hvjob.fanout import FanoutReport, HostTarget, dedupe_mutation, discover_cluster_nodes, run, targets_for
-from hvjob.jobs import DEFAULT_CLASS, DEFAULT_NAMESPACE, METHODS, JobClient, JobState, OperationResult
-from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, endpoint_url
+from hvjob.jobs import DEFAULT_CLASS, DEFAULT_NAMESPACE, METHODS, JobClient, JobState, OperationResult, state_label
+from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, endpoint_url
 
 EXIT_USAGE = 2
 
@@ -46,14 +46,13 @@ class Settings:
     check: bool = False
     dry_run: bool = False
     verbose: int = 0
-    password_given: bool = False
 
 
 def _usage(message: str) -> NoReturn:
     raise click.UsageError(message)
 
 
-def _read_password(password_file: str | None, transport: str) -> str | None:
+def _read_password(password_file: str | None) -> str | None:
     if password_file:
         try:
             return Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
@@ -127,7 +126,7 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         if not sep or not name or not where:
             _usage(f"--resolve takes NAME=HOST[:PORT], not {item!r}")
         resolve[name] = where
-    password = _read_password(kw["password_file"], kw["transport"])
+    password = _read_password(kw["password_file"])
     options = ConnectionOptions(
         transport=kw["transport"],
         username=kw["username"],
@@ -161,16 +160,20 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         check=kw["check"],
         dry_run=kw["dry_run"],
         verbose=kw["verbose"],
-        password_given=password is not None,
     )
 
 
 # --- shared machinery ----------------------------------------------------------------------------
 
 
+def _password_missing(settings: Settings, options: ConnectionOptions) -> bool:
+    """Kerberos (ticket cache) and certificates need no password; --dry-run sends nothing."""
+    return options.password is None and options.transport not in ("kerberos", "certificate") and not settings.dry_run
+
+
 def _need_password(settings: Settings) -> None:
     opts = settings.options
-    if opts.password is not None or opts.transport in ("kerberos", "certificate") or settings.dry_run:
+    if not _password_missing(settings, opts):
         return
     if not opts.username:
         _usage("--username is required (or use --inventory, or --transport kerberos with a ticket cache)")
@@ -188,8 +191,8 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
         targets = load_inventory(
             settings.inventory, hosts or ("all",), settings.limit, settings.options, settings.vault_password_file
         )
-        for target in targets:
-            _check_credentials(settings, target.options)
+        if any(_password_missing(settings, t.options) for t in targets):
+            _usage("no password for an inventory host: set ansible_password or HVJOB_PASSWORD")
     else:
         if not hosts:
             _usage("name at least one HOST (or use --inventory)")
@@ -205,16 +208,10 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
         targets = targets_for(names, targets[0].options, settings.resolve, settings.cluster_domain)
     for target in targets:
         try:
-            url = endpoint_url(target.address, target.options)
-            WsmanSession(url, target.options)  # validates security settings; connects lazily
+            check_security(endpoint_url(target.address, target.options), target.options)
         except UsageError as exc:
             _usage(f"{target.name}: {exc.message}")
     return targets
-
-
-def _check_credentials(settings: Settings, options: ConnectionOptions) -> None:
-    if options.password is None and options.transport not in ("kerberos", "certificate") and not settings.dry_run:
-        _usage("no password for an inventory host: set ansible_password or HVJOB_PASSWORD")
 
 
 def _fail_before_work(settings: Settings, host: str, exc: HvjobError) -> NoReturn:
@@ -348,17 +345,10 @@ def _table(report: FanoutReport) -> str:
         if r.command == "list":
             for job in r.jobs or []:
                 lines.append(
-                    f"  {r.host}  {job.get('InstanceID')}  {_state_label(job.get('JobState'))}  "
+                    f"  {r.host}  {job.get('InstanceID')}  {state_label(job.get('JobState'))}  "
                     f"{job.get('PercentComplete', '')}%  {job.get('Name') or ''}"
                 )
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _state_label(value: Any) -> str:
-    try:
-        return JobState(int(value)).label
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _states(text: str | None) -> list[JobState] | None:
@@ -404,45 +394,15 @@ def _missing_ok_option(default: bool) -> Callable[[Any], Any]:
 @click.pass_obj
 def identify(settings: Settings, hosts: tuple[str, ...], anonymous: bool) -> None:
     """Identify the WS-Man service (authenticated: also proves the credentials)."""
-    from hvjob.wire import build
-    from hvjob.wire.parse import IdentifyResult, identify_dict
-
-    if anonymous:
-        settings.password_given = True
+    if anonymous:  # no credentials are sent, so none are asked for
         settings.options = settings.options.with_password(settings.options.password or "")
-
-    def op(client: JobClient) -> OperationResult:
-        result = OperationResult(client.host, "identify", method="Identify")
-        reply = _anonymous_identify(client.session) if anonymous else client.session.send(build.build_identify())
-        if isinstance(reply, IdentifyResult):
-            result.identity = identify_dict(reply)
-        return result
-
-    _execute(settings, "identify", hosts, op, lambda c: build.build_identify().payload)
-
-
-def _anonymous_identify(session: WsmanSession) -> Any:
-    import requests
-
-    from hvjob.transport import translate
-    from hvjob.wire import build
-    from hvjob.wire.parse import parse_response
-
-    request = build.build_identify()
-    verify: Any = session.options.ca_trust_path or True
-    if session.options.insecure:
-        verify = False
-    try:
-        response = requests.post(
-            session.url,
-            data=request.payload,
-            verify=verify,
-            timeout=(session.options.connect_timeout, session.options.read_timeout),
-            headers={"WSMANIDENTIFY": "unauthenticated", "Content-Type": "application/soap+xml;charset=UTF-8"},
-        )
-    except Exception as exc:
-        raise translate(exc, host=session.host, request=request, sent=False) from exc
-    return parse_response(request, response.content, host=session.host, http_status=response.status_code)
+    _execute(
+        settings,
+        "identify",
+        hosts,
+        lambda c: c.identify(anonymous=anonymous),
+        lambda c: c.identify_request().payload,
+    )
 
 
 @main.command(name="list")
@@ -452,22 +412,7 @@ def _anonymous_identify(session: WsmanSession) -> Any:
 def list_jobs(settings: Settings, hosts: tuple[str, ...], states: str | None) -> None:
     """List jobs of the class on each host (Enumerate + Pull with WQL)."""
     wanted = _states(states)
-    _execute(settings, "list", hosts, lambda c: c.list(wanted), lambda c: _first_enumerate(c, wanted))
-
-
-def _first_enumerate(client: JobClient, states: list[JobState] | None) -> bytes:
-    from hvjob.wire import build, ns
-
-    wql = f"SELECT * FROM {client.class_name}"  # noqa: S608 (validated identifier)
-    if states:
-        wql += " WHERE " + " OR ".join(f"JobState = {int(s)}" for s in states)
-    return build.build_enumerate(client.session.header_options, ns.wmi_namespace_uri(client.namespace), wql=wql).payload
-
-
-def _first_get(client: JobClient, job_id: str) -> bytes:
-    from hvjob.wire import build
-
-    return build.build_get(client.session.header_options, client.resource_uri, {"InstanceID": job_id}).payload
+    _execute(settings, "list", hosts, lambda c: c.list(wanted), lambda c: c.enumerate_request(wanted).payload)
 
 
 @main.command()
@@ -476,7 +421,9 @@ def _first_get(client: JobClient, job_id: str) -> bytes:
 @click.pass_obj
 def show(settings: Settings, host: str, job_id: str) -> None:
     """Show one job's properties."""
-    _execute(settings, "show", (host,), lambda c: c.show(job_id), lambda c: _first_get(c, job_id), job_id=job_id)
+    _execute(
+        settings, "show", (host,), lambda c: c.show(job_id), lambda c: c.get_request(job_id).payload, job_id=job_id
+    )
 
 
 @main.command()
@@ -487,18 +434,11 @@ def show(settings: Settings, host: str, job_id: str) -> None:
 @click.pass_obj
 def kill(settings: Settings, hosts: tuple[str, ...], job_id: str, delete_on_kill: bool, missing_ok: bool) -> None:
     """KillJob(DeleteOnKill): ok only when ReturnValue is 0."""
-    from hvjob.wire import build
 
     def first(c: JobClient) -> bytes:
         if settings.check:
-            return _first_get(c, job_id)
-        return build.build_invoke(
-            c.session.header_options,
-            c.resource_uri,
-            "KillJob",
-            [("DeleteOnKill", delete_on_kill)],
-            {"InstanceID": job_id},
-        ).payload
+            return c.get_request(job_id).payload
+        return c.invoke_request(job_id, "KillJob", [("DeleteOnKill", delete_on_kill)]).payload
 
     _execute(
         settings,
@@ -562,7 +502,7 @@ def stop(
             "stop",
             hosts,
             lambda c: c.stop(job_id, **stop_kw),
-            lambda c: _first_get(c, job_id),
+            lambda c: c.get_request(job_id).payload,
             job_id=job_id,
             mutating=True,
             missing_ok=missing_ok,
@@ -573,7 +513,7 @@ def stop(
     def op(client: JobClient) -> OperationResult:
         return stop_all(client, wanted, age, stop_kw)
 
-    _execute(settings, "stop", hosts, op, lambda c: _first_enumerate(c, wanted))
+    _execute(settings, "stop", hosts, op, lambda c: c.enumerate_request(wanted).payload)
 
 
 def stop_all(
@@ -612,7 +552,7 @@ def wait_job(settings: Settings, host: str, job_id: str, timeout: float, require
         "wait",
         (host,),
         lambda c: c.wait(job_id, timeout=timeout, require_success=require_success),
-        lambda c: _first_get(c, job_id),
+        lambda c: c.get_request(job_id).payload,
         job_id=job_id,
     )
 
@@ -623,18 +563,12 @@ def wait_job(settings: Settings, host: str, job_id: str, timeout: float, require
 @click.pass_obj
 def errors(settings: Settings, host: str, job_id: str) -> None:
     """Show a job's errors (GetErrorEx, or GetError)."""
-    from hvjob.wire import build
-
     _execute(
         settings,
         "errors",
         (host,),
         lambda c: c.errors(job_id),
-        lambda c: (
-            build.build_invoke(
-                c.session.header_options, c.resource_uri, "GetErrorEx", [], {"InstanceID": job_id}
-            ).payload
-        ),
+        lambda c: c.invoke_request(job_id, "GetErrorEx", []).payload,
         job_id=job_id,
     )
 

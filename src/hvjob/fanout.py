@@ -90,7 +90,7 @@ def run(
     results: dict[int, OperationResult] = {}
     recorders: list[FixtureRecorder] = []
 
-    def task(index: int, target: HostTarget) -> OperationResult:
+    def task(target: HostTarget) -> OperationResult:
         if cancel.is_set():
             raise _Cancelled
         recorder = None
@@ -120,7 +120,7 @@ def run(
     futures: dict[Future[OperationResult], int] = {}
     try:
         for index, target in enumerate(targets):
-            futures[executor.submit(task, index, target)] = index
+            futures[executor.submit(task, target)] = index
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)

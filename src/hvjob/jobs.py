@@ -24,7 +24,6 @@ from hvjob.errors import (
     JobNotCancellable,
     MethodFailed,
     NotSupported,
-    OutcomeUnknown,
     ProtocolError,
     RequestTimedOut,
     ResourceNotFound,
@@ -33,7 +32,7 @@ from hvjob.errors import (
 from hvjob.transport import WsmanSession
 from hvjob.wire import build, ns
 from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference
-from hvjob.wire.parse import CimInstance, EnumerationPage, MethodOutput, PropertyValue, jsonable
+from hvjob.wire.parse import CimInstance, EnumerationPage, MethodOutput, PropertyValue, identify_dict, jsonable
 from hvjob.wire.xmlsafe import local, parse_xml
 
 DEFAULT_NAMESPACE = "root/HyperVCluster/v2"
@@ -80,6 +79,17 @@ class JobState(enum.IntEnum):
         if key in cls.__members__:
             return cls[key]
         raise UsageError(f"unknown job state {text!r}; one of {', '.join(s.label for s in cls)}")
+
+
+def state_label(value: object) -> str | None:
+    """``Running`` for 4, ``Completed with Warnings`` for 32768; the number itself for a vendor state."""
+    if value is None:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        return str(value)
+    return JobState(number).label if number in JobState._value2member_map_ else str(number)
 
 
 TERMINAL_STATES = frozenset(
@@ -267,9 +277,7 @@ class Job:
 
     @property
     def state_label(self) -> str | None:
-        if self.job_state is not None:
-            return self.job_state.label
-        return None if self.job_state_value is None else str(self.job_state_value)
+        return state_label(self.job_state_value)
 
     def to_properties(self) -> dict[str, Any]:
         """JSON-ready properties keyed by WMI property name."""
@@ -291,7 +299,6 @@ class OperationResult:
     return_value: int | None = None
     return_name: str | None = None
     changed: bool | None = False
-    job_state: JobState | None = None
     job_state_value: int | None = None
     error: HvjobError | None = None
     gone: bool = False
@@ -318,16 +325,16 @@ class OperationResult:
             raise self.error
         return self
 
+    @property
+    def job_state(self) -> JobState | None:
+        value = self.job_state_value
+        return JobState(value) if value is not None and value in JobState._value2member_map_ else None
+
     def set_job(self, job: Job) -> None:
-        self.job_state, self.job_state_value = job.job_state, job.job_state_value
+        self.job_state_value = job.job_state_value
 
     def to_dict(self) -> dict[str, Any]:
         """The result object of docs/cli.md."""
-        label = (
-            self.job_state.label
-            if self.job_state is not None
-            else (str(self.job_state_value) if self.job_state_value is not None else None)
-        )
         data: dict[str, Any] = {
             "host": self.host,
             "status": self.status,
@@ -336,7 +343,7 @@ class OperationResult:
             "method": self.method,
             "return_value": self.return_value,
             "return_name": self.return_name,
-            "job_state": label,
+            "job_state": state_label(self.job_state_value),
             "error": self.error.to_dict() if self.error is not None else None,
             "elapsed_ms": round(self.elapsed_ms, 1),
         }
@@ -414,24 +421,43 @@ class JobClient:
 
     # --- primitives ------------------------------------------------------------------------
 
+    def get_request(self, job_id: str, resource_uri: str | None = None) -> build.WsmanRequest:
+        _check_id(job_id)
+        return build.build_get(self.session.header_options, resource_uri or self.resource_uri, {"InstanceID": job_id})
+
+    def enumerate_request(self, states: list[JobState] | None = None, *, max_elements: int = 32) -> build.WsmanRequest:
+        """A WQL Enumerate of the class against ``.../wmi/<namespace>/*`` (NOTES 1)."""
+        wql = f"SELECT * FROM {self.class_name}"  # noqa: S608 (class name validated as an identifier)
+        if states:
+            wql += " WHERE " + " OR ".join(f"JobState = {int(s)}" for s in states)
+        uri = ns.wmi_namespace_uri(self.namespace)
+        return build.build_enumerate(self.session.header_options, uri, wql=wql, max_elements=max_elements)
+
+    def invoke_request(
+        self, job_id: str, method: str, parameters: list[tuple[str, Any]], resource_uri: str | None = None
+    ) -> build.WsmanRequest:
+        _check_id(job_id)
+        return build.build_invoke(
+            self.session.header_options, resource_uri or self.resource_uri, method, parameters, {"InstanceID": job_id}
+        )
+
+    @staticmethod
+    def identify_request() -> build.WsmanRequest:
+        return build.build_identify()
+
     def get_job(self, job_id: str, resource_uri: str | None = None) -> Job:
         """Get one job; raises ResourceNotFound when it is gone."""
-        _check_id(job_id)
-        reply = self.session.send(
-            build.build_get(self.session.header_options, resource_uri or self.resource_uri, {"InstanceID": job_id})
-        )
+        reply = self.session.send(self.get_request(job_id, resource_uri))
         if not isinstance(reply, CimInstance):
             raise ProtocolError("Get reply is not an instance", host=self.host)
         return Job.from_instance(reply)
 
     def iter_jobs(self, states: list[JobState] | None = None, *, max_elements: int = 32) -> Iterator[Job]:
         """Enumerate jobs of the class with WQL; releases the enumeration if abandoned or failed."""
-        wql = f"SELECT * FROM {self.class_name}"  # noqa: S608 (class name validated as an identifier)
-        if states:
-            wql += " WHERE " + " OR ".join(f"JobState = {int(s)}" for s in states)
-        uri = ns.wmi_namespace_uri(self.namespace)
+        request = self.enumerate_request(states, max_elements=max_elements)
+        uri = request.resource_uri or ""
         options = self.session.header_options
-        page = self.session.send(build.build_enumerate(options, uri, wql=wql, max_elements=max_elements))
+        page = self.session.send(request)
         context: str | None = None
         try:
             while True:
@@ -456,11 +482,7 @@ class JobClient:
     def invoke(
         self, job_id: str, method: str, parameters: list[tuple[str, Any]], resource_uri: str | None = None
     ) -> MethodOutput:
-        _check_id(job_id)
-        request = build.build_invoke(
-            self.session.header_options, resource_uri or self.resource_uri, method, parameters, {"InstanceID": job_id}
-        )
-        reply = self.session.send(request)
+        reply = self.session.send(self.invoke_request(job_id, method, parameters, resource_uri))
         if not isinstance(reply, MethodOutput):
             raise ProtocolError("Invoke reply is not a method output", host=self.host)
         return reply
@@ -475,6 +497,12 @@ class JobClient:
         return self.invoke(job_id, "RequestStateChange", params)
 
     # --- operations ------------------------------------------------------------------------
+
+    @_timed("identify")
+    def identify(self, *, anonymous: bool = False) -> OperationResult:
+        """WS-Man Identify; authenticated unless ``anonymous`` (proves the credentials when it is)."""
+        reply = self.session.identify(anonymous=anonymous)
+        return OperationResult(self.host, "identify", method="Identify", identity=identify_dict(reply))
 
     @_timed("show")
     def show(self, job_id: str) -> OperationResult:
@@ -564,10 +592,9 @@ class JobClient:
                 continue
             except ResourceNotFound as exc:
                 return self._gone(result, exc, missing_ok)
-            except (OutcomeUnknown, ProtocolError) as exc:
-                return self._reread_after_unknown(result, job_id, exc)
             except HvjobError as exc:
-                if exc.type == "outcome_unknown":  # w:TimedOut on the Invoke
+                # No answer, an unusable one, or w:TimedOut (type outcome_unknown): read the job instead.
+                if isinstance(exc, ProtocolError) or exc.type == "outcome_unknown":
                     return self._reread_after_unknown(result, job_id, exc)
                 result.error = exc
                 return result
@@ -582,7 +609,7 @@ class JobClient:
                 result.error = _method_failed(self.host, name, out.return_value, result.return_name)
                 return result
             result.changed = True
-            result.job_state = result.job_state_value = None
+            result.job_state_value = None
             if wait:
                 self._wait_after(result, job_id, out.job, timeout)
             return result
@@ -772,4 +799,5 @@ __all__ = [
     "decode_embedded_instance",
     "killjob_return_name",
     "rsc_return_name",
+    "state_label",
 ]

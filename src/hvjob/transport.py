@@ -41,8 +41,8 @@ from hvjob.errors import (
     UsageError,
 )
 from hvjob.wire import framing
-from hvjob.wire.build import HeaderOptions, WsmanRequest
-from hvjob.wire.parse import Result, parse_response
+from hvjob.wire.build import HeaderOptions, WsmanRequest, build_identify
+from hvjob.wire.parse import IdentifyResult, Result, parse_response
 from hvjob.wire.xmlsafe import DEFAULT_MAX_BYTES
 
 log = logging.getLogger("hvjob.transport")
@@ -379,6 +379,50 @@ class WsmanSession:
             http_status=status,
             max_bytes=self.options.max_response_bytes,
             encoding=charset,
+        )
+
+    def identify(self, *, anonymous: bool = False) -> IdentifyResult:
+        """WS-Man Identify. ``anonymous`` sends ``WSMANIDENTIFY: unauthenticated`` on a connection of its
+        own, without credentials, as Windows allows ([MS-WSMV] 3.1.4.1.34)."""
+        request = build_identify()
+        reply = self._send_unauthenticated(request) if anonymous else self.send(request)
+        if not isinstance(reply, IdentifyResult):
+            raise ProtocolError("Identify reply is not an IdentifyResponse", host=self.host)
+        return reply
+
+    def _send_unauthenticated(self, request: WsmanRequest) -> Result:
+        opts = self.options
+        with requests.Session() as plain:
+            plain.trust_env = opts.proxy is None
+            if opts.proxy is not None:
+                plain.proxies = {"http": opts.proxy, "https": opts.proxy}
+            verify: bool | str = False if opts.insecure else (opts.ca_trust_path or True)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                    response = plain.post(
+                        self.url,
+                        data=request.payload,
+                        verify=verify,
+                        stream=True,
+                        timeout=(opts.connect_timeout, opts.read_timeout),
+                        headers={
+                            "WSMANIDENTIFY": "unauthenticated",
+                            "Content-Type": "application/soap+xml;charset=UTF-8",
+                        },
+                    )
+                body = self._read_capped(response)
+            except HvjobError:
+                raise
+            except Exception as exc:
+                raise translate(exc, host=self.host, request=request, sent=_maybe_sent(exc)) from exc
+        return parse_response(
+            request,
+            body,
+            host=self.host,
+            http_status=response.status_code,
+            max_bytes=opts.max_response_bytes,
+            encoding=_charset(response.headers.get("Content-Type", "")),
         )
 
     def _exchange(self, request: WsmanRequest) -> tuple[int, bytes, str]:

@@ -461,7 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Identify without authentication ([MS-WSMV] 3.1.4.1.34): only with this header.
         if (self.headers.get("WSMANIDENTIFY") or "").lower() == "unauthenticated" and b"Identify" in body:
-            self._reply_identify(profiles=False)
+            self._reply_identify_unauthenticated()
             return
 
         if not self._authenticate(body):
@@ -544,8 +544,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Relaxed (Windows' default CbtHardeningLevel): check bindings only if the client sent some.
         return bindings if _token_has_bindings(token) else None
 
-    def _reply_identify(self, profiles: bool) -> None:
-        body = IDENTIFY_RESPONSE.format(profiles=_PROFILES if profiles else "").encode()
+    def _reply_identify_unauthenticated(self) -> None:
+        body = IDENTIFY_RESPONSE.format(profiles="").encode()  # no security profiles before authentication
         self._send(200, body, content_type="application/soap+xml;charset=UTF-8")
 
     def _dispatch(self, plaintext: bytes, encrypted: bool) -> None:
