@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -301,3 +302,62 @@ def test_serve_help_runs() -> None:
 
 def test_scenarios_dir_exists() -> None:
     assert SCENARIOS.is_dir()
+
+
+def _start_serve(tmp_path: Path, users_file: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    proc = subprocess.Popen(
+        [*HVJOB, "serve", "--port", "0", "--users", str(users_file), "--pki-dir", str(tmp_path / "pki"), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: dict[str, str] = {}
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        key, _, value = line.partition(": ") if ": " in line else ("", "", "")
+        if line.startswith("hvjob fake WinRM server on "):
+            seen["url"] = line.split()[5]
+            break
+        if key:
+            seen.setdefault(key, value.split()[0])
+    return proc, seen
+
+
+def test_serve_https_issues_client_certificates_that_authenticate(tmp_path: Path, users_file: Path) -> None:
+    proc, seen = _start_serve(tmp_path, users_file, "--https", "--auth", "negotiate,certificate")
+    try:
+        assert seen["url"].startswith("https://127.0.0.1:")
+        key = seen["client certificate"].replace(".pem", "-key.pem")
+        result = hvjob(
+            "--transport",
+            "certificate",
+            "--cert-pem",
+            seen["client certificate"],
+            "--cert-key-pem",
+            key,
+            "--ca-trust",
+            seen["CA certificate"],
+            "--output",
+            "json",
+            "kill",
+            seen["url"],
+            "--job",
+            job_id(1),
+            password=None,
+        )
+        assert result.returncode == 0, result.stderr
+        assert as_json(result)["results"][0]["return_name"] == "Success"
+        ntlm = hvjob("-u", "alice", "--ca-trust", seen["CA certificate"], "show", seen["url"], "--job", job_id(1))
+        assert ntlm.returncode == 0, ntlm.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--auth", "kerberos5"], "unknown --auth scheme: kerberos5"), (["--auth", "certificate"], "needs --https")],
+)
+def test_serve_refuses_bad_auth_options(tmp_path: Path, users_file: Path, args: list[str], message: str) -> None:
+    proc = hvjob("serve", "--port", "0", "--users", str(users_file), *args)
+    assert proc.returncode == 2 and message in proc.stderr

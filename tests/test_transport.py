@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import socket
 import ssl
@@ -268,6 +269,39 @@ def _foreign_exceptions() -> list[type[BaseException]]:
     return found + [ConnectionResetError, ConnectionRefusedError, socket.timeout, OSError, PermissionError]
 
 
+def _optional_auth_modules() -> list[object]:
+    modules: list[object] = []
+    for name in (
+        "kerberos",
+        "gssapi.exceptions",
+        "winrm.vendor.requests_kerberos.exceptions",
+        "requests_credssp.exceptions",
+    ):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return modules
+
+
+def test_kerberos_and_credssp_library_errors_are_authentication_errors() -> None:
+    classes = [
+        obj
+        for module in _optional_auth_modules()
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, BaseException)
+        and not issubclass(obj, Warning)
+        and obj.__module__.startswith(("kerberos", "gssapi", "winrm.vendor", "requests_credssp"))
+        # gssapi's GeneralError family (EncryptionNotUsed...) comes from unwrapping a reply: protocol
+        and not obj.__name__.endswith(("GeneralError", "EncryptionNotUsed", "UnknownUsageError"))
+    ]
+    if not classes:
+        pytest.skip("no optional Kerberos or CredSSP library installed")
+    for cls in classes:
+        error = translate(_instance(cls), host="h", request=None, sent=False)
+        assert error.type == "authentication", cls
+
+
 def _instance(cls: type[BaseException]) -> BaseException:
     for args in ((), ("boom",), (None, "boom"), ("boom", "boom"), (1, "boom"), ("http", 500, "boom")):
         try:
@@ -283,7 +317,12 @@ def test_every_foreign_exception_is_translated() -> None:
         build.HeaderOptions(), JOB_URI, "KillJob", {"DeleteOnKill": False}, {"InstanceID": "J"}
     )
     documented = {"connection", "tls", "authentication", "timeout", "protocol", "outcome_unknown"}
-    classes = _foreign_exceptions()
+    classes = _foreign_exceptions() + [
+        obj
+        for module in _optional_auth_modules()
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, BaseException) and not issubclass(obj, Warning)
+    ]
     assert len(classes) > 60
     for cls in classes:
         for sent in (False, True):

@@ -11,6 +11,8 @@ keep-alive connection that the server closed, and the translation of every forei
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import re
 import socket
@@ -167,6 +169,12 @@ def translate(exc: BaseException, *, host: str, request: WsmanRequest | None, se
         return made(AuthenticationFailed, f"authentication rejected: {text}")
     if isinstance(exc, SpnegoError):
         return made(AuthenticationFailed, f"authentication failed: {text}")
+    kerberos_errors, credssp_errors = _optional_auth_exceptions()
+    if isinstance(exc, kerberos_errors):
+        hint = " (check the ticket cache and the SPN: spn_service, spn_hostname)"
+        return made(AuthenticationFailed, f"Kerberos authentication failed: {text}{hint}")
+    if isinstance(exc, credssp_errors):
+        return made(AuthenticationFailed, f"CredSSP authentication failed: {text}")
     if isinstance(exc, PermissionError):  # requests-ntlm: no NTLM challenge from the server
         return made(AuthenticationFailed, f"authentication failed: {text}")
     if isinstance(exc, (requests.exceptions.SSLError, ssl.SSLError, urllib3.exceptions.SSLError)):
@@ -210,6 +218,34 @@ def translate(exc: BaseException, *, host: str, request: WsmanRequest | None, se
         # pywinrm's encryption code raises these on a corrupted or unexpected encrypted reply.
         return made(ProtocolError, f"unusable reply: {text}")
     return made(ProtocolError, f"unexpected failure: {text}")
+
+
+@functools.cache
+def _optional_auth_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """Exception classes of the optional Kerberos and CredSSP libraries that are installed."""
+    kerberos: list[type[BaseException]] = []
+    credssp: list[type[BaseException]] = []
+    with contextlib.suppress(ImportError):
+        import kerberos as pykerberos  # pykerberos, used by pywinrm's vendored requests-kerberos
+
+        kerberos.append(pykerberos.KrbError)
+    with contextlib.suppress(ImportError):
+        from gssapi.raw.misc import GSSError  # pyspnego's Kerberos, and the fake server's acceptor
+
+        kerberos.append(GSSError)
+    with contextlib.suppress(ImportError):
+        from winrm.vendor.requests_kerberos import exceptions as requests_kerberos
+
+        kerberos += [requests_kerberos.MutualAuthenticationError, requests_kerberos.KerberosExchangeError]
+    with contextlib.suppress(ImportError):
+        import requests_credssp.exceptions as credssp_exceptions
+
+        credssp += [
+            credssp_exceptions.AuthenticationException,
+            credssp_exceptions.InvalidConfigurationException,
+            credssp_exceptions.NTStatusException,
+        ]
+    return tuple(kerberos), tuple(credssp)
 
 
 def _describe(exc: BaseException) -> str:

@@ -42,6 +42,7 @@ from hvjob.scenario import (
     describe_request,
     load_scenarios,
 )
+from hvjob.testing.tls import client_identities
 from hvjob.wire import framing
 
 log = logging.getLogger("hvjob.testing.server")
@@ -114,7 +115,9 @@ class ServerStats:
 class FakeWinRMServer:
     """Replay ``scenarios`` on ``host:port`` (port 0 picks a free one). Use as a context manager.
 
-    ``auth``: schemes offered, from ``negotiate``, ``ntlm``, ``basic``, ``certificate``.
+    ``auth``: schemes offered, from ``negotiate``, ``ntlm``, ``basic``, ``credssp``, ``certificate``.
+    Negotiate accepts NTLM always and Kerberos when ``keytab`` (the ``HTTP/host`` service key, see
+    :mod:`hvjob.testing.kdc`) is given and ``KRB5_CONFIG`` points at its realm.
     ``cbt``: ``relaxed`` (a client without channel bindings is accepted) or ``strict``.
     ``idle_timeout``: seconds after which an idle keep-alive connection is closed.
     ``latency_ms``: added before every response, authentication legs included.
@@ -134,6 +137,7 @@ class FakeWinRMServer:
         idle_timeout: float | None = None,
         latency_ms: float = 0.0,
         machine: str = "HVNODE01",
+        keytab: Path | str | None = None,
     ) -> None:
         if scenarios is None:
             from hvjob.testing import demo_fixtures_dir
@@ -144,6 +148,7 @@ class FakeWinRMServer:
         self.scenarios = list(scenarios)
         self.users_file = Path(users_file) if users_file else None
         self.users = read_users_file(self.users_file) if self.users_file else {}
+        self.keytab = Path(keytab) if keytab else None
         self.auth = tuple(a.lower() for a in auth)
         self.tls = tls
         self.cbt = cbt
@@ -277,14 +282,18 @@ class FakeWinRMServer:
             return user
         return None
 
-    def new_context(self, protocol: str) -> Any:
+    def _acceptor_env(self) -> dict[str, str]:
         env = {"NTLM_USER_FILE": str(self.users_file)} if self.users_file else {}
-        with _env(env):
-            return spnego.server(protocol=protocol)
+        if self.keytab is not None:
+            env["KRB5_KTNAME"] = f"FILE:{self.keytab}"
+        return env
+
+    def new_context(self, protocol: str) -> Any:
+        with _env(self._acceptor_env()):
+            return spnego.server(protocol=protocol, service="HTTP")
 
     def step_context(self, ctx: Any, token: bytes, bindings: GssChannelBindings | None) -> bytes | None:
-        env = {"NTLM_USER_FILE": str(self.users_file)} if self.users_file else {}
-        with _env(env):
+        with _env(self._acceptor_env()):
             return ctx.step(token, channel_bindings=bindings)  # type: ignore[no-any-return]
 
 
@@ -371,6 +380,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.ctx: Any = None
         self.ctx_protocol: str | None = None
         self.authenticated_user: str | None = None
+        self.final_token: str | None = None
+        self.encryption_protocol: str | None = None
         with fake._lock:
             fake.stats.connections += 1
         super().setup()
@@ -415,6 +426,10 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type:
             lines.append(f"Content-Type: {content_type}")
         lines.extend(f"{k}: {v}" for k, v in headers)
+        if self.final_token is not None and status != 401:
+            # The acceptor's last leg (Kerberos mutual authentication) rides on the first answer.
+            lines.append(f"WWW-Authenticate: {self.final_token}")
+            self.final_token = None
         lines.append(f"Content-Length: {len(body)}")
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         if inject.get("close") == "mid_response":
@@ -432,8 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _challenge(self, token: bytes | None = None, inject: Mapping[str, Any] | None = None) -> None:
         fake = self.server.fake
         headers: list[tuple[str, str]] = []
-        scheme = (self.ctx_protocol or "negotiate").capitalize()
-        scheme = "NTLM" if scheme == "Ntlm" else scheme
+        scheme = _SCHEME_NAMES[self.ctx_protocol or "negotiate"]
         if token:
             headers.append(("WWW-Authenticate", f"{scheme} {base64.b64encode(token).decode()}"))
         else:
@@ -441,6 +455,8 @@ class _Handler(BaseHTTPRequestHandler):
                 headers.append(("WWW-Authenticate", "Negotiate"))
             if "ntlm" in fake.auth and "negotiate" not in fake.auth:
                 headers.append(("WWW-Authenticate", "NTLM"))
+            if "credssp" in fake.auth:
+                headers.append(("WWW-Authenticate", "CredSSP"))
             if "basic" in fake.auth:
                 headers.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
         self._send(401, b"", headers, inject=inject)
@@ -476,6 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 part = framing.unframe(body)
                 plaintext = self.ctx.unwrap_winrm(part.header, part.sealed)
+                self.encryption_protocol = part.protocol
             except (HvjobError, SpnegoError, AttributeError, ValueError) as exc:
                 log.info("cannot decrypt request: %s", exc)
                 self._send(400, b"")
@@ -489,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authenticate(self, body: bytes) -> bool:
         fake = self.server.fake
-        if self.authenticated_user is not None and self.ctx_protocol != "basic":
+        if self.authenticated_user is not None and self.ctx_protocol not in ("basic", "certificate"):
             return True
         header = self.headers.get("Authorization") or ""
         scheme, _, value = header.partition(" ")
@@ -504,8 +521,26 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             self.authenticated_user, self.ctx_protocol = user, "basic"
             return True
+        if header.strip() == CERTIFICATE_AUTH_HEADER and "certificate" in fake.auth:
+            return self._authenticate_certificate()
+        if scheme_l == "credssp" and "credssp" in fake.auth and value:
+            return self._step_gss(scheme_l, value.strip())
         if scheme_l in ("negotiate", "ntlm") and (scheme_l in fake.auth or "negotiate" in fake.auth) and value:
             return self._step_gss(scheme_l, value.strip())
+        self._challenge()
+        return False
+
+    def _authenticate_certificate(self) -> bool:
+        """Map a verified TLS client certificate to an account: its UPN's user part must be a user."""
+        fake = self.server.fake
+        der = self._raw.getpeercert(binary_form=True) if isinstance(self._raw, ssl.SSLSocket) else None
+        if der:
+            for identity in client_identities(der):
+                user = identity.partition("@")[0].lower()
+                if user in {name.rpartition("\\")[2] for name in fake.users}:
+                    self.authenticated_user, self.ctx_protocol = identity, "certificate"
+                    return True
+        log.info("client certificate missing or not mapped to an account")
         self._challenge()
         return False
 
@@ -516,8 +551,13 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._challenge()
             return False
-        if self.ctx is None or token.startswith(b"NTLMSSP\x00\x01") or self.ctx.complete:
+        restart = self.ctx is None or self.ctx.complete or scheme != self.ctx_protocol
+        if scheme == "credssp":
+            protocol = "credssp"
+        else:
             protocol = "ntlm" if token.startswith(b"NTLMSSP") else "negotiate"
+            restart = restart or token.startswith(b"NTLMSSP\x00\x01")
+        if restart:
             self.ctx = fake.new_context(protocol)
             self.ctx_protocol = scheme
             self.authenticated_user = None
@@ -533,11 +573,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.ctx.complete:
             self._challenge(out)
             return False
+        if out:
+            self.final_token = f"{_SCHEME_NAMES[scheme]} {base64.b64encode(out).decode()}"
         self.authenticated_user = str(self.ctx.client_principal or "unknown")
         return True
 
     def _bindings_for(self, token: bytes) -> GssChannelBindings | None:
         fake = self.server.fake
+        if self.ctx_protocol == "credssp":
+            return None  # CredSSP binds to the TLS channel inside its own handshake
         bindings = fake.channel_bindings()
         if bindings is None or fake.cbt == "strict":
             return bindings
@@ -593,11 +637,17 @@ class _Handler(BaseHTTPRequestHandler):
                 header = bytes([header[0] ^ 0xFF]) + header[1:]
             elif injection.get("corrupt") == "payload" and sealed:
                 sealed = sealed[:-1] + bytes([sealed[-1] ^ 0xFF])
-            protocol = framing.SPNEGO_PROTOCOL
+            protocol = self.encryption_protocol or framing.SPNEGO_PROTOCOL
             body = framing.frame(protocol, len(payload) + result.padding_length, header, sealed)
             self._send(status, body, content_type=framing.content_type(protocol), inject=injection)
         else:
             self._send(status, payload, content_type=content_type, inject=injection)
+
+
+#: What a WinRM client sends in ``Authorization`` to authenticate with its TLS client certificate.
+CERTIFICATE_AUTH_HEADER = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+_SCHEME_NAMES = {"negotiate": "Negotiate", "ntlm": "NTLM", "credssp": "CredSSP", "basic": "Basic"}
 
 
 def _message_id(plaintext: bytes) -> str | None:
