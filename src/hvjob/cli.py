@@ -93,7 +93,14 @@ def _read_password(password_file: str | None) -> str | None:
     type=click.FloatRange(min=1),
     default=20.0,
     show_default=True,
-    help="WS-Man OperationTimeout; the HTTP read timeout adds a 10 s margin.",
+    help="WS-Man OperationTimeout; the HTTP read timeout adds --read-timeout-margin.",
+)
+@click.option(
+    "--read-timeout-margin",
+    type=click.FloatRange(min=0.5),
+    default=10.0,
+    show_default=True,
+    help="Seconds the HTTP read timeout waits beyond the OperationTimeout for the node's answer.",
 )
 @click.option(
     "--concurrency", type=click.IntRange(1, 4096), default=32, show_default=True, help="Hosts worked on at once."
@@ -143,6 +150,7 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         spn_hostname=kw["spn_hostname"],
         connect_timeout=kw["connect_timeout"],
         operation_timeout=kw["operation_timeout"],
+        read_timeout_margin=kw["read_timeout_margin"],
     )
     ctx.obj = Settings(
         namespace=kw["namespace"],
@@ -262,6 +270,8 @@ def _execute(
             concurrency=settings.concurrency,
             client_options=_client_options(settings),
             missing_ok=missing_ok,
+            record_dir=settings.record,
+            on_result=progress.update,
         )
     else:
         report = run(
@@ -279,6 +289,8 @@ def _execute(
             ]
     progress.close()
     _emit(settings, report, streamed=settings.output == "jsonl")
+    if report.interrupted:
+        click.echo("hvjob: interrupted; results above are the hosts that finished", err=True)
     sys.exit(report.exit_code)
 
 

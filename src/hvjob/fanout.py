@@ -209,20 +209,33 @@ def dedupe_mutation(
     concurrency: int,
     client_options: Mapping[str, Any] | None = None,
     missing_ok: bool,
+    record_dir: str | None = None,
+    on_result: Callable[[OperationResult], None] | None = None,
 ) -> FanoutReport:
     """Invoke a mutating method once per InstanceID, even when several cluster nodes can see it.
 
     Every node reads the job first; the first node (in order) that has it performs the mutation;
-    the others report unchanged with a note.
+    the others report unchanged with a note. Interrupted while reading, nothing is mutated.
     """
-    probe = run("show", targets, lambda c: c.show(job_id), concurrency=concurrency, client_options=client_options)
+    probe = run(
+        "show",
+        targets,
+        lambda c: c.show(job_id),
+        concurrency=concurrency,
+        client_options=client_options,
+        record_dir=record_dir,
+    )
     owners = [r.host for r in probe.results if r.ok]
-    owner = owners[0] if owners else None
+    owner = owners[0] if owners and not probe.interrupted else None
     by_name = {t.name: t for t in targets}
     results: list[OperationResult] = []
     acted: list[OperationResult] = []
+    interrupted = probe.interrupted
     if owner is not None:
-        acted = run(command, [by_name[owner]], mutate, concurrency=1, client_options=client_options).results
+        done = run(
+            command, [by_name[owner]], mutate, concurrency=1, client_options=client_options, record_dir=record_dir
+        )
+        acted, interrupted = done.results, done.interrupted
     for seen in probe.results:
         if seen.host == owner and acted:
             results.append(acted[0])
@@ -237,7 +250,10 @@ def dedupe_mutation(
         else:
             result.error = seen.error
         results.append(result)
-    report = FanoutReport(command, results)
+    if on_result is not None:
+        for result in results:
+            on_result(result)
+    report = FanoutReport(command, results, interrupted=interrupted)
     report.extra["job_found_on"] = owners
     return report
 

@@ -526,6 +526,11 @@ class JobClient:
             out = self.invoke(job_id, "KillJob", [("DeleteOnKill", bool(delete_on_kill))])
         except ResourceNotFound as exc:
             return self._gone(result, exc, missing_ok)
+        except HvjobError as exc:
+            if isinstance(exc, ProtocolError) or exc.type == "outcome_unknown":
+                result.changed = None  # the call was sent and may have run: `stop` re-reads, `kill` reports
+            result.error = exc
+            return result
         result.return_value, result.return_name = out.return_value, killjob_return_name(out.return_value)
         if out.return_value == 0:
             result.changed = True
