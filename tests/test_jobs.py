@@ -274,3 +274,14 @@ def test_job_state_parse() -> None:
     assert JobState.parse("running") is JobState.RUNNING and JobState.parse("32768").label == "Completed with Warnings"
     with pytest.raises(errors.UsageError):
         JobState.parse("sleeping")
+
+
+def test_kill_skip_terminal_is_idempotent(http_server: FakeWinRMServer) -> None:
+    with WsmanSession(f"127.0.0.1:{http_server.port}", options(scheme="http")) as session:
+        client = JobClient(session)
+        first = client.kill(job_id(0x1), skip_terminal=True)  # Running: KillJob is sent
+        assert (first.changed, first.method, first.error) == (True, "KillJob", None)
+        second = client.kill(job_id(0x1), skip_terminal=True)  # now Killed: left alone
+        assert (second.changed, second.method, second.error) == (False, "Get", None)
+        assert second.job_state == JobState.KILLED
+    assert [a.rsplit("/", 1)[-1] for a, _ in http_server.stats.served].count("KillJob") == 1

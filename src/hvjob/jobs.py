@@ -331,7 +331,9 @@ class OperationResult:
         return JobState(value) if value is not None and value in JobState._value2member_map_ else None
 
     def set_job(self, job: Job) -> None:
+        """Remember what was read of the job: its state, and its properties for front ends to show."""
         self.job_state_value = job.job_state_value
+        self.properties = job.to_properties()
 
     def to_dict(self) -> dict[str, Any]:
         """The result object of docs/cli.md."""
@@ -517,11 +519,28 @@ class JobClient:
         return OperationResult(self.host, "list", method="Enumerate", jobs=[j.to_properties() for j in jobs])
 
     @_timed("kill")
-    def kill(self, job_id: str, *, delete_on_kill: bool = False, missing_ok: bool = False) -> OperationResult:
-        """KillJob(DeleteOnKill): the seed's method. Succeeds only on ReturnValue 0."""
+    def kill(
+        self, job_id: str, *, delete_on_kill: bool = False, missing_ok: bool = False, skip_terminal: bool = False
+    ) -> OperationResult:
+        """KillJob(DeleteOnKill): the seed's method. Succeeds only on ReturnValue 0.
+
+        ``skip_terminal`` reads the job first and leaves a finished one alone (unchanged), which makes
+        a declarative "killed" state idempotent; without it KillJob is sent as asked.
+        """
         result = OperationResult(self.host, "kill", job=job_id, method="KillJob")
         if self.check:
             return self._plan(result, job_id, missing_ok, "KillJob")
+        if skip_terminal:
+            try:
+                job = self.get_job(job_id)
+            except ResourceNotFound as exc:
+                result.method = "Get"
+                return self._gone(result, exc, missing_ok)
+            result.set_job(job)
+            if job.is_terminal:
+                result.method = "Get"
+                result.notes.append(f"already {job.state_label}")
+                return result
         try:
             out = self.invoke(job_id, "KillJob", [("DeleteOnKill", bool(delete_on_kill))])
         except ResourceNotFound as exc:
@@ -533,7 +552,7 @@ class JobClient:
             return result
         result.return_value, result.return_name = out.return_value, killjob_return_name(out.return_value)
         if out.return_value == 0:
-            result.changed = True
+            result.changed, result.job_state_value = True, None  # the state read before is stale now
         elif out.return_value == 7 and missing_ok:
             result.gone, result.changed = True, False
             result.notes.append("KillJob returned 7 (Not Found): the job is gone")

@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hvjob maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Connection options shared by every module of hvjob.hyperv."""
+
+    DOCUMENTATION = r"""
+options:
+  hostname:
+    description:
+      - The Hyper-V node to talk to, as V(name), V(name:port) or a full V(https://name:5986/wsman) URL.
+      - 'The module runs on the controller, so this is usually V("{{ ansible_host | default(inventory_hostname) }}")
+        with C(delegate_to: localhost).'
+    type: str
+    required: true
+  port:
+    description:
+      - The WinRM port. Defaults to 5986 for V(https) and 5985 for V(http).
+      - Usually V("{{ ansible_port | default(omit) }}").
+    type: int
+  username:
+    description:
+      - The account, as V(DOMAIN\\user) or V(user@REALM). Usually V("{{ ansible_user }}").
+      - Not needed for O(transport=kerberos) with a ticket cache, nor for O(transport=certificate).
+      - If not set, the environment variable E(HVJOB_USERNAME) is used.
+    type: str
+  password:
+    description:
+      - The password. Usually V("{{ ansible_password }}"), ideally from Ansible Vault.
+      - If not set, the environment variable E(HVJOB_PASSWORD) is used.
+    type: str
+  transport:
+    description:
+      - How to authenticate; as C(ansible_winrm_transport).
+      - V(kerberos) uses the controller's ticket cache (C(kinit)) and needs C(hvjob[kerberos]).
+      - V(credssp) needs C(hvjob[credssp]) and delegates the credentials to the node.
+      - V(basic) is refused over plain HTTP unless O(allow_unencrypted=true).
+    type: str
+    choices: [ntlm, kerberos, credssp, basic, certificate]
+    default: ntlm
+  scheme:
+    description:
+      - V(https) (the default) validates the node's certificate;
+        V(http) is only allowed with message encryption (NTLM, Kerberos, CredSSP).
+      - As C(ansible_winrm_scheme).
+    type: str
+    choices: [https, http]
+    default: https
+  validate_certs:
+    description:
+      - Validate the node's TLS certificate. V(false) is insecure and logs a warning;
+        as C(ansible_winrm_server_cert_validation=ignore).
+    type: bool
+    default: true
+  ca_trust_path:
+    description:
+      - A CA bundle (PEM) to validate the node's certificate with, instead of the system's;
+        as C(ansible_winrm_ca_trust_path).
+    type: path
+  message_encryption:
+    description:
+      - WS-Man message encryption; V(auto) encrypts over V(http) and not over V(https).
+    type: str
+    choices: [auto, always, never]
+    default: auto
+  allow_unencrypted:
+    description:
+      - Allow plain HTTP without message encryption (for example Basic over HTTP). Insecure; logs a warning.
+    type: bool
+    default: false
+  cert_pem:
+    description:
+      - Client certificate (PEM) for O(transport=certificate).
+    type: path
+  cert_key_pem:
+    description:
+      - Key (PEM) of O(cert_pem).
+    type: path
+  spn_hostname:
+    description:
+      - Kerberos service principal host name, when the node is reached by another name or address.
+    type: str
+  connect_timeout:
+    description:
+      - Seconds to wait for the TCP and TLS connection.
+    type: int
+    default: 10
+  operation_timeout:
+    description:
+      - The WS-Man OperationTimeout in seconds; the HTTP read timeout is 10 seconds longer,
+        so the node answers (or faults) before the module gives up.
+    type: int
+    default: 20
+  namespace:
+    description:
+      - The WMI namespace of the job class.
+    type: str
+    default: root/HyperVCluster/v2
+  job_class:
+    description:
+      - The job class, any C(CIM_ConcreteJob) subclass (C(Msvm_ConcreteJob), C(Msvm_MigrationJob), ...).
+    type: str
+    default: Msvm_CollectionReferencePointExportJob
+requirements:
+  - The hvjob Python library (C(pip install hvjob)) in the Python that runs the module on the controller.
+notes:
+  - 'The modules talk WS-Management to the node themselves. Run them on the controller
+    (C(delegate_to: localhost)) with C(ansible_python_interpreter: "{{ ansible_playbook_python }}")
+    or a virtual environment that has hvjob installed.'
+  - Set shared options once with C(module_defaults) and the action group C(group/hvjob.hyperv.hyperv).
+"""
