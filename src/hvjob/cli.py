@@ -284,9 +284,7 @@ def _execute(
             on_result=progress.update,
         )
         if job_id:
-            report.extra["job_found_on"] = [
-                r.host for r in report.results if r.job and not r.gone and not (r.error and r.error.unreachable)
-            ]
+            report.extra["job_found_on"] = [r.host for r in report.results if r.job_seen]
     progress.close()
     _emit(settings, report, streamed=settings.output == "jsonl")
     if report.interrupted:

@@ -330,6 +330,18 @@ class OperationResult:
         value = self.job_state_value
         return JobState(value) if value is not None and value in JobState._value2member_map_ else None
 
+    @property
+    def job_seen(self) -> bool:
+        """The host showed that it has the job: it answered about it, or its method ran on it.
+
+        Hosts whose answer was lost or unusable are not counted: nothing is known of them.
+        """
+        if self.gone or self.job is None:
+            return False
+        if self.error is None:
+            return True
+        return self.error.type == "method" and self.return_value != 7  # 7: Not Found
+
     def set_job(self, job: Job) -> None:
         """Remember what was read of the job: its state, and its properties for front ends to show."""
         self.job_state_value = job.job_state_value

@@ -466,8 +466,9 @@ class WsmanSession:
         try:
             return self._exchange_once(request)
         except _Retryable as retry:
-            # The server closed the connection we had (idle keep-alive) or lost our auth context.
-            if fresh:
+            # The server closed the connection we had (idle keep-alive), lost our auth context, or cut
+            # a response short. A connection that never carried a request is a dead host: no retry.
+            if fresh and retry.provably_unsent:
                 raise retry.error from retry.cause
             if not (retry.provably_unsent or request.safe_to_resend):
                 raise retry.error from retry.cause

@@ -615,6 +615,9 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.stats.served.append((pattern.action, dict(pattern.selectors)))
                 if pattern.action and not pattern.action.startswith("http://schemas.xmlsoap.org/"):
                     fake.stats.invokes += 1
+        if isinstance(injection.get("reply"), str):  # another response, e.g. a captured fault, answering this one
+            text = str(injection["reply"])
+            status = int(injection.get("status", 500 if ":Fault>" in text else 200))
         relates = injection.get("relates_to", message_id)
         if relates is not None and relates != "omit":
             text = _RELATES_TO.sub(lambda m: f"{m.group(1)}{relates}{m.group(2)}", text, count=1)
@@ -628,8 +631,10 @@ class _Handler(BaseHTTPRequestHandler):
             payload = payload[: len(payload) // 2]
         elif injection.get("body") == "oversized":
             payload = b"<x>" + b"A" * int(injection.get("size", 8 * 1024 * 1024)) + b"</x>"
-        elif isinstance(injection.get("raw_body"), str):
-            payload = str(injection["raw_body"]).encode("utf-8")
+        elif isinstance(injection.get("raw_body"), (str, bytes)):
+            raw = injection["raw_body"]
+            payload = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+        content_type = str(injection.get("content_type", content_type))
         if encrypted and self.ctx is not None:
             result = self.ctx.wrap_winrm(payload)
             header, sealed = result.header, result.data
