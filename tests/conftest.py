@@ -8,12 +8,53 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+pytest_plugins = ["pytester"]  # tests/test_secrets.py runs the canary hooks on a planted leak
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 REAL_RESPONSES = ROOT.parent / "shared" / "reference" / "real-responses"
 
-#: A canary password used across the suite; tests/test_secrets.py scans outputs for it.
+#: A canary password used across the suite. The hooks below fail any test whose captured output,
+#: logs (captured at DEBUG, wire traffic included) or failure report contain it, and the session
+#: when any file the tests wrote does; tests/test_secrets.py scans the repository.
 CANARY_PASSWORD = "Canary-Pa55w0rd-7f3e!"
+
+#: Files whose purpose is to hold the credential (the fake server's users file, Ansible extra-vars and
+#: an inventory with ansible_password).
+CREDENTIAL_STORES = ("users*.txt", "secrets.yml", "*password*", "hosts.ini")  # hosts.ini: ansible_password
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    texts = [content for title, content in report.sections if title.endswith(report.when)]  # this phase's own
+    texts.append(report.longreprtext or "")
+    if any(CANARY_PASSWORD in text for text in texts):
+        report.outcome = "failed"
+        report.longrepr = f"the canary password appeared in the output, logs or report of {item.nodeid} ({report.when})"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Scan every file the tests wrote (recordings, fixtures, logs, outputs) for the canary."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    base = factory.getbasetemp()
+    leaks = []
+    for path in base.rglob("*"):
+        if not path.is_file() or path.is_symlink() or any(path.match(p) for p in CREDENTIAL_STORES):
+            continue
+        try:
+            if CANARY_PASSWORD.encode() in path.read_bytes():
+                leaks.append(path)
+        except OSError:
+            continue
+    if leaks:
+        session.config.get_terminal_writer().line(
+            "\ncanary password found in files written by the tests:\n  " + "\n  ".join(map(str, leaks)), red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def real_responses_dir() -> Path:

@@ -10,7 +10,6 @@ import json
 import re
 import socket
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,9 +161,8 @@ def test_fault_matrix(case: Case, run_case) -> None:  # type: ignore[no-untyped-
         assert server is not None and server.stats.connections >= 2  # reconnected, transparently
 
 
-def _captured_fault_cases() -> Iterator[Any]:
-    for name in sorted(CAPTURED_FAULTS):
-        yield pytest.param(name, id=name.removesuffix(".xml"))
+def _captured_fault_cases() -> list[Any]:
+    return [pytest.param(name, id=name.removesuffix(".xml")) for name in sorted(CAPTURED_FAULTS)]
 
 
 @pytest.mark.parametrize("name", _captured_fault_cases())
