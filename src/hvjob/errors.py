@@ -99,6 +99,16 @@ class HvjobError(Exception):
         """True when the host was never really talked to (connection, TLS, authentication, connect timeout)."""
         return self.type in UNREACHABLE_TYPES
 
+    def drop_tracebacks(self) -> None:
+        """Release the frames this error and its causes hold (sessions, response bodies), for
+        results kept long after the failure, as in a fan-out over many hosts."""
+        seen: set[int] = set()
+        current: BaseException | None = self
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            current.__traceback__ = None
+            current = current.__cause__ or current.__context__
+
     def to_dict(self) -> dict[str, Any]:
         """The error as the CLI and Ansible report it (``error`` object of docs/cli.md)."""
         return {

@@ -160,6 +160,8 @@ def _collect(
         result = future.result()
     except _Cancelled:
         return
+    if result.error is not None:
+        result.error.drop_tracebacks()  # logged already; a thousand kept tracebacks are not
     results[index] = result
     if on_result is not None:
         on_result(result)

@@ -18,10 +18,11 @@ import os
 import re
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +30,6 @@ from typing import Any
 
 import spnego
 from spnego.channel_bindings import GssChannelBindings
-from spnego.exceptions import SpnegoError
 
 from hvjob.errors import HvjobError
 from hvjob.scenario import (
@@ -47,7 +47,6 @@ from hvjob.wire import framing
 
 log = logging.getLogger("hvjob.testing.server")
 
-_USER_FILE_LOCK = threading.RLock()  # pyspnego reads NTLM_USER_FILE from the process environment
 _RELATES_TO = re.compile(r"(<(?:[A-Za-z0-9_]+:)?RelatesTo>)\s*[^<]*?\s*(</(?:[A-Za-z0-9_]+:)?RelatesTo>)")
 
 NOT_FOUND_FAULT = (
@@ -108,6 +107,7 @@ class ServerStats:
     connections: int = 0
     auth_handshakes: int = 0
     invokes: int = 0
+    handler_errors: int = 0  # exceptions that escaped a request handler: a bug in the fake
     unmatched: list[RequestPattern] = field(default_factory=list)
     served: list[tuple[str | None, Mapping[str, str]]] = field(default_factory=list)
 
@@ -121,6 +121,7 @@ class FakeWinRMServer:
     ``cbt``: ``relaxed`` (a client without channel bindings is accepted) or ``strict``.
     ``idle_timeout``: seconds after which an idle keep-alive connection is closed.
     ``latency_ms``: added before every response, authentication legs included.
+    ``fault_plan``: called for each dispatched request without an injection; returns one (or {}).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class FakeWinRMServer:
         latency_ms: float = 0.0,
         machine: str = "HVNODE01",
         keytab: Path | str | None = None,
+        fault_plan: Callable[[RequestPattern], dict[str, Any]] | None = None,
     ) -> None:
         if scenarios is None:
             from hvjob.testing import demo_fixtures_dir
@@ -149,6 +151,7 @@ class FakeWinRMServer:
         self.users_file = Path(users_file) if users_file else None
         self.users = read_users_file(self.users_file) if self.users_file else {}
         self.keytab = Path(keytab) if keytab else None
+        self.fault_plan = fault_plan
         self.auth = tuple(a.lower() for a in auth)
         self.tls = tls
         self.cbt = cbt
@@ -206,6 +209,7 @@ class FakeWinRMServer:
         return f"{self.scheme}://{self.host}:{self.port}/wsman"
 
     def start(self) -> FakeWinRMServer:
+        _ACCEPTOR_ENVIRONMENT.add(self)
         if self.tls is not None:
             self._cert_hash = _server_cert_hash(self.tls)
         self._thread = threading.Thread(
@@ -223,6 +227,7 @@ class FakeWinRMServer:
         self._httpd.close_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        _ACCEPTOR_ENVIRONMENT.remove(self)
 
     def __enter__(self) -> FakeWinRMServer:
         return self.start()
@@ -282,34 +287,77 @@ class FakeWinRMServer:
             return user
         return None
 
-    def _acceptor_env(self) -> dict[str, str]:
-        env = {"NTLM_USER_FILE": str(self.users_file)} if self.users_file else {}
-        if self.keytab is not None:
-            env["KRB5_KTNAME"] = f"FILE:{self.keytab}"
-        return env
-
     def new_context(self, protocol: str) -> Any:
-        with _env(self._acceptor_env()):
-            return spnego.server(protocol=protocol, service="HTTP")
+        return spnego.server(protocol=protocol, service="HTTP")
 
     def step_context(self, ctx: Any, token: bytes, bindings: GssChannelBindings | None) -> bytes | None:
-        with _env(self._acceptor_env()):
-            return ctx.step(token, channel_bindings=bindings)  # type: ignore[no-any-return]
+        return ctx.step(token, channel_bindings=bindings)  # type: ignore[no-any-return]
+
+    def knows_ntlm_user(self, principal: str) -> bool:
+        """The shared users file holds every live server's users; each server accepts only its own."""
+        name = principal.lower()
+        return name in self.users or name.rpartition("\\")[2] in self.users
 
 
-@contextlib.contextmanager
-def _env(values: Mapping[str, str]) -> Any:
-    with _USER_FILE_LOCK:
-        old = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for key, value in old.items():
+class _AcceptorEnvironment:
+    """The environment pyspnego's acceptors read: ``NTLM_USER_FILE`` and ``KRB5_KTNAME``.
+
+    Changing ``os.environ`` per handshake races with every thread that reads the environment
+    (requests does, for proxies, in a client running in the same process: a test's, or a user's),
+    so all fake servers of a process share one merged users file and one keytab. The variables
+    are set when the first server starts and restored when the last one stops.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: dict[int, FakeWinRMServer] = {}
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
+        self._saved: dict[str, str | None] = {}
+
+    def add(self, server: FakeWinRMServer) -> None:
+        with self._lock:
+            keytabs = {s.keytab for s in [*self._servers.values(), server] if s.keytab is not None}
+            if len(keytabs) > 1:
+                raise HvjobError("fake servers in one process must share one keytab")
+            if not self._servers:
+                self._directory = tempfile.TemporaryDirectory(prefix="hvjob-fake-")
+                self._saved = {key: os.environ.get(key) for key in ("NTLM_USER_FILE", "KRB5_KTNAME")}
+                os.environ["NTLM_USER_FILE"] = str(Path(self._directory.name) / "users.txt")
+            self._servers[id(server)] = server
+            self._write(keytabs)
+
+    def remove(self, server: FakeWinRMServer) -> None:
+        with self._lock:
+            if self._servers.pop(id(server), None) is None:
+                return
+            if self._servers:
+                self._write({s.keytab for s in self._servers.values() if s.keytab is not None})
+                return
+            for key, value in self._saved.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+            if self._directory is not None:
+                self._directory.cleanup()
+                self._directory = None
+
+    def _write(self, keytabs: set[Path]) -> None:
+        assert self._directory is not None
+        lines = []
+        for server in self._servers.values():
+            if server.users_file is not None:
+                lines += server.users_file.read_text(encoding="utf-8").splitlines()
+        target = Path(self._directory.name) / "users.txt"
+        staging = target.with_suffix(".new")
+        staging.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        staging.chmod(0o600)
+        staging.replace(target)  # atomic: a handshake never reads half a file
+        if keytabs:
+            os.environ["KRB5_KTNAME"] = f"FILE:{next(iter(keytabs))}"
+
+
+_ACCEPTOR_ENVIRONMENT = _AcceptorEnvironment()
 
 
 def _consteq(a: str, b: str) -> bool:
@@ -344,6 +392,11 @@ class _HTTPServer(ThreadingHTTPServer):
                 self._open.add(sock)
             else:
                 self._open.discard(sock)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        with self.fake._lock:
+            self.fake.stats.handler_errors += 1
+        log.exception("fake server: unhandled error for %s", client_address)
 
     def close_all(self) -> None:
         with self._open_lock:
@@ -493,7 +546,7 @@ class _Handler(BaseHTTPRequestHandler):
                 part = framing.unframe(body)
                 plaintext = self.ctx.unwrap_winrm(part.header, part.sealed)
                 self.encryption_protocol = part.protocol
-            except (HvjobError, SpnegoError, AttributeError, ValueError) as exc:
+            except Exception as exc:  # a garbled or tampered body: whatever the unwrap raised
                 log.info("cannot decrypt request: %s", exc)
                 self._send(400, b"")
                 return
@@ -565,17 +618,23 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.stats.auth_handshakes += 1
         try:
             out = fake.step_context(self.ctx, token, self._bindings_for(token))
-        except SpnegoError as exc:
-            log.info("authentication rejected: %s", exc)
+        except Exception as exc:  # pyspnego raises KeyError, ValueError, struct.error... on garbage tokens
+            log.info("authentication rejected: %s: %s", type(exc).__name__, exc)
             self.ctx = None
             self._challenge()
             return False
         if not self.ctx.complete:
             self._challenge(out)
             return False
+        principal = str(self.ctx.client_principal or "unknown")
+        if self.ctx.negotiated_protocol == "ntlm" and not fake.knows_ntlm_user(principal):
+            log.info("authentication rejected: %s is another fake server's user", principal)
+            self.ctx = None
+            self._challenge()
+            return False
         if out:
             self.final_token = f"{_SCHEME_NAMES[scheme]} {base64.b64encode(out).decode()}"
-        self.authenticated_user = str(self.ctx.client_principal or "unknown")
+        self.authenticated_user = principal
         return True
 
     def _bindings_for(self, token: bytes) -> GssChannelBindings | None:
@@ -600,6 +659,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b"")
             return
         injection = dict(fake.pop_injection())
+        if not injection and fake.fault_plan is not None:
+            injection = fake.fault_plan(pattern)
         exchange = None if pattern.action == "Identify" else fake.match(pattern)
         message_id = _message_id(plaintext)
         if pattern.action == "Identify":  # authenticated Identify: answered like any reply (encrypted too)

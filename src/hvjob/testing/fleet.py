@@ -1,0 +1,115 @@
+"""A fleet of fake WinRM nodes in a process of its own, for benchmarks and soak tests.
+
+Keeping the fleet out of the client's process means the client's memory, threads, file
+descriptors and CPU can be measured alone. Run it as::
+
+    python -m hvjob.testing.fleet --nodes 100 --users users.txt --latency-ms 100
+
+It prints one JSON line, ``{"ports": [...], "host": "127.0.0.1"}``, then reads commands from
+standard input, one per line: ``stats`` prints ``{"requests", "connections", "auth_handshakes",
+"invokes", "unmatched", "injected": {kind: count}}`` for the whole fleet; ``quit`` (or end of input)
+stops it. With ``--fault-rate``, each dispatched request draws a random fault (seeded by
+``--seed``) from ``FAULT_KINDS``, and the fleet counts what it injected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hvjob.scenario import RequestPattern
+from hvjob.testing.server import FakeWinRMServer
+
+#: Random faults: name -> injection. Each costs the client exactly one failed call (docs/fixtures.md).
+FAULT_KINDS: dict[str, dict[str, Any]] = {
+    "reset": {"close": "mid_response"},
+    "malformed": {"body": "malformed"},
+    "corrupt": {"corrupt": "payload"},
+    "empty_500": {"status": 500, "raw_body": ""},
+}
+#: Faults that slow a call down or drop the connection after a full answer; the call still succeeds.
+HARMLESS_KINDS: dict[str, dict[str, Any]] = {
+    "slow": {"latency_ms": 50},
+    "close_after": {"close": "after_response"},
+}
+
+
+class RandomFaults:
+    """A fault plan: with probability ``rate`` a failing fault, with ``harmless_rate`` a harmless one."""
+
+    def __init__(self, rate: float, harmless_rate: float, seed: int) -> None:
+        self.rate = rate
+        self.harmless_rate = harmless_rate
+        self._random = random.Random(seed)  # noqa: S311 (reproducible fault choice, not security)
+        self._lock = threading.Lock()
+        self.injected: Counter[str] = Counter()
+
+    def __call__(self, pattern: RequestPattern) -> dict[str, Any]:
+        with self._lock:
+            roll = self._random.random()
+            if roll < self.rate:
+                kind = self._random.choice(sorted(FAULT_KINDS))
+                self.injected[kind] += 1
+                return dict(FAULT_KINDS[kind])
+            if roll < self.rate + self.harmless_rate:
+                kind = self._random.choice(sorted(HARMLESS_KINDS))
+                self.injected[kind] += 1
+                return dict(HARMLESS_KINDS[kind])
+            return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hvjob.testing.fleet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, required=True)
+    parser.add_argument("--users", required=True, help="DOMAIN:USER:PASSWORD lines")
+    parser.add_argument("--scenarios", help="scenario directory (default: the demo set)")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--harmless-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a listening socket and connections per node
+    plan = (
+        RandomFaults(args.fault_rate, args.harmless_rate, args.seed) if args.fault_rate or args.harmless_rate else None
+    )
+    scenarios = Path(args.scenarios) if args.scenarios else None
+    servers = [
+        FakeWinRMServer(scenarios, users_file=args.users, latency_ms=args.latency_ms, fault_plan=plan)
+        for _ in range(args.nodes)
+    ]
+    for server in servers:
+        server.start()
+    print(json.dumps({"host": "127.0.0.1", "ports": [s.port for s in servers]}), flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "stats":
+                stats = {
+                    "requests": sum(s.stats.requests for s in servers),
+                    "connections": sum(s.stats.connections for s in servers),
+                    "auth_handshakes": sum(s.stats.auth_handshakes for s in servers),
+                    "invokes": sum(s.stats.invokes for s in servers),
+                    "unmatched": sum(len(s.stats.unmatched) for s in servers),
+                    "injected": dict(plan.injected) if plan else {},
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                }
+                print(json.dumps(stats), flush=True)
+            elif command == "quit":
+                break
+    finally:
+        for server in servers:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
