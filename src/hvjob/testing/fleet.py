@@ -21,6 +21,7 @@ import resource
 import sys
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     scenarios = Path(args.scenarios) if args.scenarios else None
     servers = [
-        FakeWinRMServer(scenarios, users_file=args.users, latency_ms=args.latency_ms, fault_plan=plan)
+        FakeWinRMServer(
+            scenarios, users_file=args.users, latency_ms=args.latency_ms, fault_plan=plan, poll_interval=0.5
+        )
         for _ in range(args.nodes)
     ]
     for server in servers:
@@ -106,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             elif command == "quit":
                 break
     finally:
-        for server in servers:
-            server.stop()
+        with ThreadPoolExecutor(max_workers=64) as pool:  # each stop waits up to a poll interval
+            list(pool.map(lambda server: server.stop(), servers))
     return 0
 
 

@@ -140,6 +140,7 @@ class FakeWinRMServer:
         machine: str = "HVNODE01",
         keytab: Path | str | None = None,
         fault_plan: Callable[[RequestPattern], dict[str, Any]] | None = None,
+        poll_interval: float = 0.05,
     ) -> None:
         if scenarios is None:
             from hvjob.testing import demo_fixtures_dir
@@ -152,6 +153,7 @@ class FakeWinRMServer:
         self.users = read_users_file(self.users_file) if self.users_file else {}
         self.keytab = Path(keytab) if keytab else None
         self.fault_plan = fault_plan
+        self.poll_interval = poll_interval  # how soon stop() is noticed; a large fleet wants it longer
         self.auth = tuple(a.lower() for a in auth)
         self.tls = tls
         self.cbt = cbt
@@ -214,7 +216,7 @@ class FakeWinRMServer:
             self._cert_hash = _server_cert_hash(self.tls)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": self.poll_interval},
             name=f"fake-winrm-{self.port}",
             daemon=True,
         )
@@ -347,7 +349,7 @@ class _AcceptorEnvironment:
         lines = []
         for server in self._servers.values():
             if server.users_file is not None:
-                lines += server.users_file.read_text(encoding="utf-8").splitlines()
+                lines += [_hashed_entry(line) for line in server.users_file.read_text(encoding="utf-8").splitlines()]
         target = Path(self._directory.name) / "users.txt"
         staging = target.with_suffix(".new")
         staging.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -355,6 +357,20 @@ class _AcceptorEnvironment:
         staging.replace(target)  # atomic: a handshake never reads half a file
         if keytabs:
             os.environ["KRB5_KTNAME"] = f"FILE:{next(iter(keytabs))}"
+
+
+def _hashed_entry(line: str) -> str:
+    """``DOMAIN:USER:PASSWORD`` as the smbpasswd-style line pyspnego also reads, with the NT hash
+    computed once here instead of on every handshake. The LM hash is left empty (zeros), as on
+    Windows since Vista (NoLMHash): NTLMv2 does not use it, and computing it is pure-Python DES."""
+    domain, sep, rest = line.strip().partition(":")
+    user, sep2, password = rest.partition(":")
+    if not (sep and sep2 and user) or line.lstrip().startswith("#"):
+        return line
+    from spnego._ntlm_raw.crypto import ntowfv1
+
+    name = f"{domain}\\{user}" if domain else user
+    return f"{name}:0:{'0' * 32}:{ntowfv1(password).hex().upper()}:[U          ]:LCT-00000000"
 
 
 _ACCEPTOR_ENVIRONMENT = _AcceptorEnvironment()
