@@ -25,39 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hvjob.testing.fleet import FleetProcess
+
 JOB = "5F3C2A10-7B4D-4E8A-9C61-000000000001"  # the demo fixture's job: Running, stop/kill succeed
 URI = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/HyperVCluster/v2/Msvm_CollectionReferencePointExportJob"
 USER = "bench"
-
-
-# --- the fleet -----------------------------------------------------------------------------------
-
-
-class Fleet:
-    def __init__(self, users: Path, nodes: int, latency_ms: float = 0.0) -> None:
-        argv = [sys.executable, "-m", "hvjob.testing.fleet", "--nodes", str(nodes), "--users", str(users)]
-        argv += ["--latency-ms", str(latency_ms)]
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.ports: list[int] = json.loads(self.process.stdout.readline())["ports"]
-
-    def stats(self) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write("stats\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=120)
-
-    def __enter__(self) -> Fleet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --- per-call: three clients over one reused NTLM-encrypted session each -----------------------
@@ -119,7 +91,7 @@ def _pypsrp_caller(port: int, password: str) -> tuple[Any, Any]:
 
 
 def per_call(users: Path, password: str, calls: int, repeats: int) -> dict[str, Any]:
-    with Fleet(users, 1) as fleet:
+    with FleetProcess(users, 1) as fleet:
         port = fleet.ports[0]
         makers = {"hvjob": _hvjob_caller, "pywinrm_bare": _pywinrm_caller, "pypsrp": _pypsrp_caller}
         callers = {name: make(port, password) for name, make in makers.items()}
@@ -202,10 +174,10 @@ def _run_child(mode: str, ports: list[int], concurrency: int, password: str) -> 
 
 
 def fan_out(users: Path, password: str, nodes: int, latency_ms: float, concurrency: int) -> dict[str, Any]:
-    with Fleet(users, nodes, latency_ms) as fleet:
+    with FleetProcess(users, nodes, latency_ms=latency_ms) as fleet:
         hv = _run_child("hvjob-stop", fleet.ports, concurrency, password)
         exchanges = fleet.stats()["requests"] / nodes  # HTTP round trips on one node's path, auth included
-    with Fleet(users, nodes, latency_ms) as fleet:
+    with FleetProcess(users, nodes, latency_ms=latency_ms) as fleet:
         pw = _run_child("pywinrm-stop", fleet.ports, concurrency, password)
     ideal = math.ceil(nodes / concurrency) * exchanges * latency_ms / 1000
     return {
@@ -227,7 +199,7 @@ def fan_out(users: Path, password: str, nodes: int, latency_ms: float, concurren
 def kill_scaling(users: Path, password: str, latency_ms: float) -> dict[str, Any]:
     walls = {}
     for nodes in (1, 50):
-        with Fleet(users, nodes, latency_ms) as fleet:
+        with FleetProcess(users, nodes, latency_ms=latency_ms) as fleet:
             walls[nodes] = _run_child("hvjob-kill", fleet.ports, nodes, password)["wall_s"]
     return {
         "latency_ms": latency_ms,

@@ -11,12 +11,9 @@ expected type, nothing else fails), and descriptors, threads and memory come bac
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
@@ -28,6 +25,7 @@ import pytest
 
 from conftest import SCENARIOS, job_id, options
 from hvjob import fanout
+from hvjob.testing.fleet import FleetProcess
 
 KILLABLE = job_id(0x100)
 #: Calls before memory is compared: they fill bounded caches (pyspnego's NTLM, lxml's names) whose
@@ -57,34 +55,6 @@ def _traced() -> int:
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
-class Fleet:
-    def __init__(self, users_file: Path, nodes: int, **flags: object) -> None:
-        argv = [sys.executable, "-m", "hvjob.testing.fleet", "--nodes", str(nodes), "--users", str(users_file)]
-        argv += ["--scenarios", str(SCENARIOS)]
-        for name, value in flags.items():
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None and self.process.stdin is not None
-        self.ports: list[int] = json.loads(self.process.stdout.readline())["ports"]
-
-    def stats(self) -> dict[str, object]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write("stats\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 @pytest.mark.soak
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts file descriptors through /proc")
 def test_soak_kill_with_random_faults(users_file: Path) -> None:
@@ -100,7 +70,9 @@ def test_soak_kill_with_random_faults(users_file: Path) -> None:
 def _soak(users_file: Path) -> None:
     calls = int(os.environ.get("HVJOB_SOAK_CALLS", "1200"))
     node_count = int(os.environ.get("HVJOB_SOAK_NODES", "24"))
-    fleet = Fleet(users_file, node_count, fault_rate=0.03, harmless_rate=0.02, seed=20261125)
+    fleet = FleetProcess(
+        users_file, node_count, scenarios=SCENARIOS, fault_rate=0.03, harmless_rate=0.02, seed=20261125
+    )
     try:
         targets = [
             fanout.HostTarget(f"node{i:02d}", f"127.0.0.1:{port}", options(scheme="http"))

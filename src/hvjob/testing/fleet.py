@@ -18,6 +18,7 @@ import argparse
 import json
 import random
 import resource
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -64,6 +65,52 @@ class RandomFaults:
                 self.injected[kind] += 1
                 return dict(HARMLESS_KINDS[kind])
             return {}
+
+
+class FleetProcess:
+    """Start ``python -m hvjob.testing.fleet`` and talk to it; use as a context manager.
+
+    ``flags`` become its options (``latency_ms=100`` is ``--latency-ms 100``).
+    """
+
+    def __init__(self, users_file: Path | str, nodes: int, **flags: object) -> None:
+        argv = [sys.executable, "-m", "hvjob.testing.fleet", "--nodes", str(nodes), "--users", str(users_file)]
+        for name, value in flags.items():
+            if value is not None:
+                argv += [f"--{name.replace('_', '-')}", str(value)]
+        self.process = subprocess.Popen(  # noqa: S603 (this interpreter, this module, numeric/path options)
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=30)
+            raise RuntimeError(f"the fleet did not start (exit {self.process.returncode})")
+        self.ports: list[int] = json.loads(line)["ports"]
+
+    def stats(self) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write("stats\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> FleetProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def main(argv: list[str] | None = None) -> int:
