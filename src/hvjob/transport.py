@@ -321,6 +321,7 @@ class WsmanSession:
         trace: bool = False,
     ) -> None:
         self.url = endpoint_url(host, options)
+        self._hostname = urlsplit(self.url).hostname
         check_security(self.url, options)
         self.host = host
         self.options = options
@@ -499,7 +500,7 @@ class WsmanSession:
         if self.trace:
             wire_log.debug("%s >>> %s", self.host, payload.decode("utf-8", "replace"))
         if self._encryption is not None:
-            prepared = self._encryption.prepare_encrypted_request(session, self.url, payload)
+            prepared = self._prepare_encrypted(session, payload)
         else:
             prepared = session.prepare_request(
                 requests.Request(
@@ -541,6 +542,29 @@ class WsmanSession:
             wire_log.debug("%s <<< HTTP %s %s", self.host, status, body.decode("utf-8", "replace"))
         return status, body, content_type
 
+    def _prepare_encrypted(self, session: requests.Session, payload: bytes) -> requests.PreparedRequest:
+        """Seal ``payload`` with pywinrm's encryption and prepare the POST without the full
+        ``Session.prepare_request`` merge, which cost a tenth of a call; the session's headers,
+        cookies, hooks and keep-alive auth are still applied."""
+        encryption = self._encryption
+        assert encryption is not None
+        if encryption.protocol == "credssp" and len(payload) > encryption.SIXTEN_KB:
+            sealed: requests.PreparedRequest = encryption.prepare_encrypted_request(session, self.url, payload)
+            return sealed  # multi-part sealing
+        body = encryption._encrypt_message(payload, self._hostname) + encryption.MIME_BOUNDARY + b"--\r\n"
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method="POST",
+            url=self.url,
+            headers=dict(session.headers),
+            data=body,
+            cookies=session.cookies,
+            hooks=session.hooks,
+            auth=session.auth,
+        )
+        prepared.headers["Content-Type"] = framing.content_type(encryption.protocol_string.decode("ascii"))
+        return prepared
+
     def _read_capped(self, response: requests.Response) -> bytes:
         limit = self.options.max_response_bytes
         length = response.headers.get("Content-Length")
@@ -563,7 +587,7 @@ class WsmanSession:
         part = framing.unframe(body)
         try:
             plaintext: bytes = self._encryption._decrypt_message(  # pywinrm's unseal for this auth
-                len(part.header).to_bytes(4, "little") + part.header + part.sealed, urlsplit(self.url).hostname
+                len(part.header).to_bytes(4, "little") + part.header + part.sealed, self._hostname
             )
         except Exception as exc:
             raise ProtocolError(
