@@ -411,3 +411,15 @@ def test_debug_traffic_log_has_soap_but_no_secret(
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "GetResponse" in text and "<s:Envelope" in text
     assert CANARY_PASSWORD not in text
+
+
+def test_ntlm_secret_is_the_nt_hash_pyspnego_accepts_without_the_lm_hash() -> None:
+    from spnego._credential import NTLMHash, unify_credentials
+
+    from hvjob.transport import _ntlm_secret
+
+    secret = _ntlm_secret("Password")
+    assert secret == "0" * 32 + ":a4f49c406510bdcab6824ee7c30fd852"  # MS-NLMP 4.2.2.1.2 test vector
+    (credential,) = unify_credentials("alice", secret)
+    assert isinstance(credential, NTLMHash) and credential.nt_hash == "a4f49c406510bdcab6824ee7c30fd852"
+    assert _ntlm_secret(None) is None
