@@ -25,6 +25,20 @@ DEMO_JOB = job_id(0x1)  # Running, then Killed after RequestStateChange or KillJ
 GONE_JOB = job_id(0x331)  # stop_gone: not found
 
 
+def ansible_env(tmp_path: Path) -> dict[str, str]:
+    """Ansible confined to ``tmp_path``, finding this repository's collection; no ANSIBLE_ or
+    HVJOB_ variables of the caller leak in."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "HVJOB_"))},
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "LC_ALL": "C.UTF-8",
+    }
+
+
 @dataclass
 class Run:
     returncode: int
@@ -81,15 +95,7 @@ def playbook(tmp_path: Path):  # type: ignore[no-untyped-def]
             }
         ]
         (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "HVJOB_"))},
-            "ANSIBLE_COLLECTIONS_PATH": str(ROOT),
-            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-            "LC_ALL": "C.UTF-8",
-        }
+        env = ansible_env(tmp_path)
         command = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "-e", f"@{secrets}", str(tmp_path / "play.yml"), *args]
         proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
         results = {int(p.stem): json.loads(p.read_text()) for p in out_dir.glob("*.json")}
@@ -194,12 +200,7 @@ def test_job_info_lists_and_shows(server: FakeWinRMServer, playbook) -> None:  #
 
 
 def test_galaxy_builds_the_collection_and_ansible_doc_renders(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT),
-        "ANSIBLE_HOME": str(tmp_path / "home"),
-        "LC_ALL": "C.UTF-8",
-    }
+    env = ansible_env(tmp_path)
     collection = ROOT / "ansible_collections" / "hvjob" / "hyperv"
     galaxy = Path(sys.executable).with_name("ansible-galaxy")
     build = subprocess.run(
@@ -239,15 +240,7 @@ def test_the_cluster_playbook_in_docs_runs_as_written(users_file: Path, pki, tmp
             }
         }
         (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "HVJOB_"))},
-            "TEST_HV_PASSWORD": CANARY_PASSWORD,
-            "ANSIBLE_COLLECTIONS_PATH": str(ROOT),
-            "ANSIBLE_HOME": str(tmp_path / "home"),
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-            "ANSIBLE_NOCOLOR": "1",
-            "LC_ALL": "C.UTF-8",
-        }
+        env = {**ansible_env(tmp_path), "TEST_HV_PASSWORD": CANARY_PASSWORD}
         args = [
             "-i",
             str(tmp_path / "inventory.yml"),

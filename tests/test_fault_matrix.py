@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from conftest import CANARY_PASSWORD, SCENARIOS, job_id, real_responses_dir
 from hvjob.scenario import load_scenarios
-from hvjob.testing import FakeWinRMServer, make_pki
+from hvjob.testing import FakeWinRMServer, free_port, make_pki
 from test_cli import hvjob
 from test_faults import EXPECTED as CAPTURED_FAULTS
 
@@ -106,12 +105,6 @@ def pki_set(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def run_case(users_file: Path, pki_set):  # type: ignore[no-untyped-def]
     started: list[FakeWinRMServer] = []
@@ -120,7 +113,7 @@ def run_case(users_file: Path, pki_set):  # type: ignore[no-untyped-def]
         args = ["--output", "json", "-u", "alice", *TIMEOUTS]
         if case.server.get("refuse"):
             args += ["--scheme", "http"]
-            target, server = f"127.0.0.1:{_free_port()}", None
+            target, server = f"127.0.0.1:{free_port()}", None
         else:
             options = {k: v for k, v in case.server.items() if k != "refuse"}
             if case.https:
@@ -183,7 +176,7 @@ def test_in_a_fanout_every_other_host_completes(users_file: Path) -> None:
     try:
         for server, fault in zip(servers, faults, strict=False):
             server.inject_next(**fault)
-        hosts = [f"127.0.0.1:{s.port}" for s in servers] + [f"127.0.0.1:{_free_port()}"]
+        hosts = [f"127.0.0.1:{s.port}" for s in servers] + [f"127.0.0.1:{free_port()}"]
         proc = hvjob("--output", "json", "-u", "alice", "--scheme", "http", *TIMEOUTS, "kill", *hosts, "--job", KILLABLE,
                      timeout=HANG_GUARD_S)  # fmt: skip
     finally:

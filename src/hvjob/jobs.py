@@ -543,16 +543,10 @@ class JobClient:
         if self.check:
             return self._plan(result, job_id, missing_ok, "KillJob")
         if skip_terminal:
-            try:
-                job = self.get_job(job_id)
-            except ResourceNotFound as exc:
-                result.method = "Get"
-                return self._gone(result, exc, missing_ok)
-            result.set_job(job)
-            if job.is_terminal:
-                result.method = "Get"
-                result.notes.append(f"already {job.state_label}")
+            result.method = "Get"
+            if self._read_live(result, job_id, missing_ok) is None:
                 return result
+            result.method = "KillJob"
         try:
             out = self.invoke(job_id, "KillJob", [("DeleteOnKill", bool(delete_on_kill))])
         except ResourceNotFound as exc:
@@ -592,13 +586,8 @@ class JobClient:
         if method not in METHODS:
             raise UsageError(f"method must be one of {', '.join(METHODS)}")
         result = OperationResult(self.host, "stop", job=job_id, method="Get")
-        try:
-            job = self.get_job(job_id)
-        except ResourceNotFound as exc:
-            return self._gone(result, exc, missing_ok)
-        result.set_job(job)
-        if job.is_terminal:
-            result.notes.append(f"already {job.state_label}")
+        job = self._read_live(result, job_id, missing_ok)
+        if job is None:
             return result
         if job.cancellable is False and not force:
             result.error = JobNotCancellable(
@@ -696,14 +685,24 @@ class JobClient:
     # --- helpers ---------------------------------------------------------------------------
 
     def _plan(self, result: OperationResult, job_id: str, missing_ok: bool, method: str) -> OperationResult:
+        if self._read_live(result, job_id, missing_ok) is not None:
+            result.changed = True
+            result.notes.append(f"would call {method}")
+        return result
+
+    def _read_live(self, result: OperationResult, job_id: str, missing_ok: bool) -> Job | None:
+        """Read the job before acting on it. None when there is nothing to do, gone or already
+        finished, with ``result`` saying which; else the running job."""
         try:
             job = self.get_job(job_id)
         except ResourceNotFound as exc:
-            return self._gone(result, exc, missing_ok)
+            self._gone(result, exc, missing_ok)
+            return None
         result.set_job(job)
-        result.changed = not job.is_terminal
-        result.notes.append(f"would call {method}" if result.changed else f"already {job.state_label}")
-        return result
+        if job.is_terminal:
+            result.notes.append(f"already {job.state_label}")
+            return None
+        return job
 
     def _gone(self, result: OperationResult, exc: ResourceNotFound, missing_ok: bool) -> OperationResult:
         result.gone, result.changed = True, False

@@ -6,6 +6,7 @@ test automation off-Windows.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from hvjob.testing.server import FakeWinRMServer, read_users_file
@@ -17,4 +18,11 @@ def demo_fixtures_dir() -> Path:
     return Path(__file__).resolve().parent / "demo_fixtures"
 
 
-__all__ = ["FakeWinRMServer", "TestPKI", "demo_fixtures_dir", "make_pki", "read_users_file"]
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server that cannot take port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        return int(tcp.getsockname()[1])
+
+
+__all__ = ["FakeWinRMServer", "TestPKI", "demo_fixtures_dir", "free_port", "make_pki", "read_users_file"]

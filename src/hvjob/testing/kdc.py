@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hvjob.testing import free_port
+
 _SBIN = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"])
 TOOLS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit")
 
@@ -38,13 +40,6 @@ def find_tool(name: str) -> str | None:
 
 def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if find_tool(tool) is None]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind(("127.0.0.1", 0))
-        port = int(tcp.getsockname()[1])
-    return port
 
 
 @dataclass
@@ -100,7 +95,7 @@ class MiniKDC:
         if missing:
             raise KDCUnavailable("MIT Kerberos tools not found: " + ", ".join(missing))
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         self._write_config()
         master = secrets.token_urlsafe(16)
         self._run("kdb5_util", "-r", self.realm, "create", "-s", "-P", master)

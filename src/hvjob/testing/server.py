@@ -151,6 +151,7 @@ class FakeWinRMServer:
         self.scenarios = list(scenarios)
         self.users_file = Path(users_file) if users_file else None
         self.users = read_users_file(self.users_file) if self.users_file else {}
+        self.user_names = {key.rpartition("\\")[2] for key in self.users}  # without their domains
         self.keytab = Path(keytab) if keytab else None
         self.fault_plan = fault_plan
         self.poll_interval = poll_interval  # how soon stop() is noticed; a large fleet wants it longer
@@ -606,7 +607,7 @@ class _Handler(BaseHTTPRequestHandler):
         if der:
             for identity in client_identities(der):
                 user = identity.partition("@")[0].lower()
-                if user in {name.rpartition("\\")[2] for name in fake.users}:
+                if user in fake.user_names:
                     self.authenticated_user, self.ctx_protocol = identity, "certificate"
                     return True
         log.info("client certificate missing or not mapped to an account")
