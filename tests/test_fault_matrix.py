@@ -82,6 +82,8 @@ def _cases() -> list[Case]:
         Case("invalid_utf8", KILL, "protocol", 1, {"raw_body": reply.encode()[:200] + b"\xff\xfe\xfd" + reply.encode()[200:]}),
         Case("utf8_declared_utf16", KILL, "protocol", 1,
              {"raw_body": reply.encode(), "content_type": "application/soap+xml;charset=UTF-16"}),
+        Case("unknown_charset", KILL, "protocol", 1,
+             {"raw_body": reply.encode(), "content_type": "application/soap+xml;charset=x-no-such-charset"}),
         Case("xxe", KILL, "protocol", 1, {"raw_body": XXE}),
         Case("entity_expansion", KILL, "protocol", 1, {"raw_body": LAUGHS}),
         Case("wrong_relates_to", KILL, "protocol", 1, {"relates_to": "uuid:00000000-0000-0000-0000-000000000000"}),

@@ -157,6 +157,14 @@ def test_body_invalid_in_its_encoding_is_protocol_error() -> None:
         parse_response(request, data)
 
 
+def test_unknown_charset_is_protocol_error() -> None:
+    request = build.build_get(OPTS, URI, {"InstanceID": "J1"})
+    data = reply(ns.ACTION_GET + "Response", request.message_id, f'<p:X xmlns:p="{URI}"><p:N>1</p:N></p:X>')
+    with pytest.raises(errors.ProtocolError, match="charset 'x-no-such-charset' is unknown"):
+        parse_response(request, data, encoding="x-no-such-charset")
+    assert isinstance(parse_response(request, data, encoding="UTF-8"), CimInstance)  # parsers are kept per charset
+
+
 HOSTILE = {
     "xxe_file": b'<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>&x;</s:Body></s:Envelope>',
     "xxe_network": b'<?xml version="1.0"?><!DOCTYPE s SYSTEM "http://127.0.0.1:9/evil.dtd"><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>',

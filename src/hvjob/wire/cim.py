@@ -17,7 +17,7 @@ from lxml import etree
 
 from hvjob.errors import ProtocolError, UsageError
 from hvjob.wire import ns
-from hvjob.wire.xmlsafe import local, ns_of, text_of
+from hvjob.wire.xmlsafe import children, local, ns_of, text_of
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,8 @@ def parse_interval(text: str) -> dt.timedelta:
 
 
 def is_nil(element: etree._Element) -> bool:
-    return (element.get(_XSI_NIL) or "").strip().lower() in ("true", "1")
+    nil = element.get(_XSI_NIL)
+    return nil is not None and nil.strip().lower() in ("true", "1")
 
 
 _XSI_TYPE = f"{{{ns.XSI}}}type"
@@ -207,9 +208,8 @@ def decode_value(element: etree._Element) -> Scalar:
     """
     if is_nil(element):
         return None
-    children = [c for c in element if isinstance(c.tag, str)]
-    if children:
-        first = children[0]
+    first = next(children(element), None) if len(element) else None  # most properties are leaves
+    if first is not None:
         name, uri = local(first.tag), ns_of(first.tag)
         if uri == ns.CIM_COMMON and name == "Datetime":
             return CimDatetime(parse_datetime(text_of(first) or ""))

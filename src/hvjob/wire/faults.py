@@ -16,7 +16,7 @@ from lxml import etree
 from hvjob.errors import WSManFault, fault_class_for
 from hvjob.wire import ns
 from hvjob.wire.cim import is_nil
-from hvjob.wire.xmlsafe import local, ns_of, text_of
+from hvjob.wire.xmlsafe import children, local, ns_of, text_of
 
 _WSMAN_RANGE = range(0x80338000, 0x80340000)
 
@@ -47,21 +47,17 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def _children(element: etree._Element) -> list[etree._Element]:
-    return [c for c in element if isinstance(c.tag, str)]
-
-
 def _walk_wsman_fault(element: etree._Element, found: _Found) -> None:
     machine = element.get("Machine")
     level = _Level(code=_int(element.get("Code")), machine=machine.strip() or None if machine else None, message=None)
     found.levels.append(level)
-    for message in _children(element):
+    for message in children(element):
         if local(message.tag) != "Message" or ns_of(message.tag) != ns.WSMAN_FAULT:
             continue
         own_text = (message.text or "").strip()
         if own_text:
             level.message = own_text
-        for child in _children(message):
+        for child in children(message):
             if local(child.tag) == "ProviderFault":
                 _walk_provider_fault(child, found)
             if own_text == "" and child.tail and child.tail.strip():
@@ -73,14 +69,14 @@ def _walk_provider_fault(element: etree._Element, found: _Found) -> None:
     text = (element.text or "").strip()
     if text:
         found.provider_text = text
-    for child in _children(element):
+    for child in children(element):
         name = local(child.tag)
         if name == "WSManFault":
             _walk_wsman_fault(child, found)
         elif name == "ExtendedError":
-            for status in _children(child):
+            for status in children(child):
                 found.extended = {
-                    local(prop.tag): (None if is_nil(prop) else text_of(prop)) for prop in _children(status)
+                    local(prop.tag): (None if is_nil(prop) else text_of(prop)) for prop in children(status)
                 }
 
 
@@ -98,27 +94,27 @@ def decode_fault(
     soap_code = subcode = reason = fault_detail = None
     found = _Found()
     wmi_error: dict[str, str | None] | None = None
-    for part in _children(fault):
+    for part in children(fault):
         name = local(part.tag)
         if name == "Code":
-            for item in _children(part):
+            for item in children(part):
                 if local(item.tag) == "Value":
                     soap_code = text_of(item) or None
                 elif local(item.tag) == "Subcode":
-                    value = next((v for v in _children(item) if local(v.tag) == "Value"), None)
+                    value = next((v for v in children(item) if local(v.tag) == "Value"), None)
                     subcode = text_of(value) or None
         elif name == "Reason":
-            texts = [text_of(t) for t in _children(part) if local(t.tag) == "Text"]
+            texts = [text_of(t) for t in children(part) if local(t.tag) == "Text"]
             reason = next((t for t in texts if t), None)
         elif name == "Detail":
-            for detail in _children(part):
+            for detail in children(part):
                 dname = local(detail.tag)
                 if dname == "FaultDetail":
                     fault_detail = text_of(detail) or None
                 elif dname == "WSManFault" and ns_of(detail.tag) == ns.WSMAN_FAULT:
                     _walk_wsman_fault(detail, found)
                 elif dname == "MSFT_WmiError":
-                    wmi_error = {local(p.tag): (None if is_nil(p) else text_of(p)) for p in _children(detail)}
+                    wmi_error = {local(p.tag): (None if is_nil(p) else text_of(p)) for p in children(detail)}
 
     outer = found.levels[0] if found.levels else None
     inner = found.levels[-1] if found.levels else None

@@ -8,7 +8,7 @@ addressing headers. Elements are matched by namespace URI and local name, never 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -17,9 +17,9 @@ from lxml import etree
 from hvjob.errors import ProtocolError, RelatesToMismatch, UnexpectedAction, WSManFault
 from hvjob.wire import ns
 from hvjob.wire.build import WsmanRequest
-from hvjob.wire.cim import EndpointReference, Scalar, decode_value
+from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference, Scalar, decode_value
 from hvjob.wire.faults import decode_fault
-from hvjob.wire.xmlsafe import DEFAULT_MAX_BYTES, local, ns_of, parse_xml, text_of
+from hvjob.wire.xmlsafe import DEFAULT_MAX_BYTES, children, local, ns_of, parse_xml, text_of
 
 PropertyValue: TypeAlias = Scalar | list[Scalar]
 
@@ -89,17 +89,13 @@ class Envelope:
         return None
 
 
-def _children(element: etree._Element) -> Iterator[etree._Element]:
-    return (c for c in element if isinstance(c.tag, str))
-
-
 def read_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding: str | None = None) -> Envelope:
     """Parse bytes into an Envelope; anything that is not a SOAP 1.2 envelope is a ProtocolError."""
     root = parse_xml(data, max_bytes=max_bytes, encoding=encoding)
     if local(root.tag) != "Envelope" or ns_of(root.tag) != ns.SOAP:
         raise ProtocolError(f"response root is {local(root.tag) or root.tag!r}, not a SOAP 1.2 Envelope")
     header = body_wrapper = None
-    for child in _children(root):
+    for child in children(root):
         if ns_of(child.tag) == ns.SOAP and local(child.tag) == "Header":
             header = child
         elif ns_of(child.tag) == ns.SOAP and local(child.tag) == "Body":
@@ -108,7 +104,7 @@ def read_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding: 
         raise ProtocolError("SOAP envelope has no Body")
     action = relates_to = message_id = None
     if header is not None:
-        for item in _children(header):
+        for item in children(header):
             if ns_of(item.tag) != ns.ADDRESSING:
                 continue
             name = local(item.tag)
@@ -118,7 +114,7 @@ def read_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding: 
                 relates_to = text_of(item)
             elif name == "MessageID":
                 message_id = text_of(item)
-    body = next(_children(body_wrapper), None)
+    body = next(children(body_wrapper), None)
     return Envelope(action, relates_to, message_id, body, root)
 
 
@@ -213,7 +209,7 @@ def _decode_body(request: WsmanRequest, envelope: Envelope, fail: Any) -> Result
 def decode_instance(element: etree._Element) -> CimInstance:
     """An instance element (typed ``p:CLASS`` or untyped ``w:XmlFragment``) to a CimInstance."""
     props: dict[str, PropertyValue] = {}
-    for prop in _children(element):
+    for prop in children(element):
         name = local(prop.tag)
         value = decode_value(prop)
         if name in props:
@@ -234,14 +230,14 @@ def decode_enumeration(body: etree._Element) -> EnumerationPage:
     context: str | None = None
     end = False
     items: list[CimInstance] = []
-    for child in _children(body):
+    for child in children(body):
         name = local(child.tag)
         if name == "EnumerationContext":
             context = text_of(child) or None
         elif name == "EndOfSequence":
             end = True
         elif name == "Items":
-            items.extend(decode_instance(item) for item in _children(child))
+            items.extend(decode_instance(item) for item in children(child))
     if context is None and not end:
         raise ProtocolError("enumeration reply has neither an EnumerationContext nor EndOfSequence")
     return EnumerationPage(items, context, end)
@@ -256,7 +252,7 @@ def decode_method_output(body: etree._Element, method: str) -> MethodOutput:
         raise ProtocolError(f"reply is the output of {got_method!r}, not {method!r}")
     out: dict[str, PropertyValue] = {}
     return_text: str | None = None
-    for param in _children(body):
+    for param in children(body):
         pname = local(param.tag)
         if pname == "ReturnValue":
             return_text = text_of(param)
@@ -284,10 +280,10 @@ def _identify(envelope: Envelope, fail: Any) -> IdentifyResult:
         raise fail(ProtocolError, "Identify reply has no IdentifyResponse")
     fields: dict[str, str] = {}
     profiles: list[str] = []
-    for child in _children(body):
+    for child in children(body):
         name = local(child.tag)
         if name == "SecurityProfiles":
-            profiles = [text_of(p) or "" for p in _children(child)]
+            profiles = [text_of(p) or "" for p in children(child)]
         else:
             fields[name] = text_of(child) or ""
     return IdentifyResult(
@@ -355,8 +351,8 @@ def identify_dict(ident: IdentifyResult) -> dict[str, Any]:
 
 def jsonable(value: Any) -> Any:
     """CIM values to JSON-ready data (datetimes ISO 8601, intervals in seconds, EPRs as dicts)."""
-    from hvjob.wire.cim import CimDatetime, CimInterval  # local: avoid widening the import surface
-
+    if value is None or isinstance(value, (str, int, float)):  # most values; skips the ABC check below
+        return value
     if isinstance(value, Mapping):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -8,6 +8,7 @@ parsing. Every failure is a ProtocolError, never an lxml exception.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from lxml import etree
@@ -21,9 +22,14 @@ DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
-    # lxml parsers are not thread-safe; one per thread, created once.
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+def _parser(encoding: str | None) -> etree.XMLParser:
+    """This thread's parser for ``encoding`` (lxml parsers are not thread-safe; creating one per
+    response cost more than parsing a short reply)."""
+    parsers: dict[str | None, etree.XMLParser] | None = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    key = encoding.lower() if encoding else None
+    parser = parsers.get(key)
     if parser is None:
         parser = etree.XMLParser(
             resolve_entities=False,
@@ -34,8 +40,10 @@ def _parser() -> etree.XMLParser:
             remove_comments=True,
             remove_pis=True,
             recover=False,
+            encoding=key,
         )
-        _local.parser = parser
+        if len(parsers) < 16:  # the charset comes from the network: keep a few, not one per spelling
+            parsers[key] = parser
     return parser
 
 
@@ -51,17 +59,10 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding: str 
         raise ResponseTooLarge(f"response body of {len(data)} bytes exceeds the limit of {max_bytes} bytes")
     if not data.strip():
         raise ProtocolError("response body is empty")
-    parser = _parser()
-    if encoding and not _declares_encoding(data):
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-            encoding=encoding,
-        )
+    try:
+        parser = _parser(encoding if encoding and not _declares_encoding(data) else None)
+    except LookupError as exc:
+        raise ProtocolError(f"response charset {encoding!r} is unknown") from exc
     try:
         root = etree.fromstring(data, parser=parser)
     except (etree.XMLSyntaxError, ValueError, LookupError) as exc:
@@ -84,11 +85,16 @@ def _first_line(exc: Exception) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
+def children(element: etree._Element) -> Iterator[etree._Element]:
+    """Child elements, skipping anything else lxml may hold (comments, PIs)."""
+    return element.iterchildren(etree.Element)
+
+
 def local(tag: object) -> str:
     """Local name of an element tag (``{ns}name`` -> ``name``); '' for comments and the like."""
     if not isinstance(tag, str):
         return ""
-    return tag.rsplit("}", 1)[-1]
+    return tag.rpartition("}")[2]
 
 
 def ns_of(tag: object) -> str:
