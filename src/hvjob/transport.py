@@ -290,16 +290,24 @@ def _ntlm_secret(password: str | None) -> str | None:
     return "0" * 32 + ":" + ntowfv1(password).hex()
 
 
-def _settle_environment(session: requests.Session, url: str, *, use_environment: bool) -> None:
-    """Resolve the proxies requests would read from the environment on every send once per
-    session, then stop reading it (that walk of ``os.environ`` was 15% of a KillJob's CPU).
+def _settle_environment(session: requests.Session) -> None:
+    """Stop requests from reading ``os.environ`` for proxies on every send (that walk was 15% of a
+    KillJob's CPU). pywinrm's ``build_session`` has already merged the environment's proxies for
+    this endpoint into ``session.proxies``, so nothing is lost.
 
-    ``verify`` is left alone: pywinrm already chose it (CA bundle variables included), and
-    changing it after the handshake would move requests to another, unauthenticated connection.
+    Called before the first request, so the authentication legs skip the walk too.
     """
-    if use_environment:
-        session.proxies.update(requests.utils.get_environ_proxies(url, no_proxy=None))
     session.trust_env = False
+
+
+def _encryption_available(session: requests.Session, transport: str) -> bool:
+    """pywinrm's own test of whether the auth it set up can seal messages."""
+    auth = session.auth
+    if transport == "ntlm":
+        return hasattr(auth, "session_security")
+    if transport == "kerberos":
+        return bool(getattr(auth, "winrm_encryption_available", False))
+    return transport == "credssp"
 
 
 class _PassThroughAuth(requests.auth.AuthBase):
@@ -373,9 +381,6 @@ class WsmanSession:
         import winrm.transport
 
         opts = self.options
-        encryption = opts.message_encryption
-        if urlsplit(self.url).scheme == "http" and opts.transport in _ENCRYPTING and encryption == "auto":
-            encryption = "always"
         auth_method = "certificate" if opts.transport == "certificate" else opts.transport
         # pywinrm's hints say str and int; it passes both straight to requests, which takes None
         # (default CA bundle) and a (connect, read) tuple.
@@ -394,14 +399,25 @@ class WsmanSession:
                 cert_key_pem=opts.cert_key_pem,
                 service=opts.spn_service or "HTTP",
                 kerberos_hostname_override=opts.spn_hostname,
-                message_encryption=encryption if opts.transport in _ENCRYPTING else "never",
+                message_encryption="never",  # set up by _connect, once the session is settled
                 read_timeout_sec=timeouts,
                 proxy=opts.proxy if opts.proxy is not None else "legacy_requests",
                 send_cbt=opts.send_cbt,
             )
 
+    def _wants_encryption(self) -> bool:
+        """Seal messages: asked for, or ``auto`` over plain HTTP (over HTTPS, TLS protects them)."""
+        opts = self.options
+        if opts.transport not in _ENCRYPTING or opts.message_encryption == "never":
+            return False
+        return opts.message_encryption == "always" or urlsplit(self.url).scheme == "http"
+
     def _connect(self) -> requests.Session:
-        """Authenticate (and set up encryption) on a fresh connection."""
+        """Authenticate (and set up encryption) on a fresh connection.
+
+        pywinrm builds the session without encryption (no network), hvjob settles it, and then
+        pywinrm's ``setup_encryption`` runs the authentication legs on the settled session.
+        """
         if self._session is not None:
             return self._session
         transport = self._pywinrm_transport()
@@ -409,12 +425,18 @@ class WsmanSession:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 session: requests.Session = transport.build_session()
+                if self.options.ca_trust_path and not self.options.insecure:
+                    session.verify = self.options.ca_trust_path  # never REQUESTS_CA_BUNDLE over an explicit path
+                _settle_environment(session)
+                if self._wants_encryption():
+                    if not _encryption_available(session, self.options.transport):
+                        raise winrm.exceptions.WinRMError(
+                            f"message encryption is required but {self.options.transport} cannot provide it here"
+                        )
+                    transport.setup_encryption(session)
         except Exception as exc:
             transport.close_session()
             raise translate(exc, host=self.host, request=None, sent=False) from exc
-        if self.options.ca_trust_path and not self.options.insecure:
-            session.verify = self.options.ca_trust_path  # never REQUESTS_CA_BUNDLE over an explicit path
-        _settle_environment(session, self.url, use_environment=self.options.proxy is None)
         if transport.encryption is not None:
             session.auth = _PassThroughAuth(session.auth)
         self._transport, self._session, self._encryption = transport, session, transport.encryption
