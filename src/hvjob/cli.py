@@ -35,6 +35,7 @@ class Settings:
     class_name: str = DEFAULT_CLASS
     options: ConnectionOptions = field(default_factory=ConnectionOptions)
     concurrency: int = 32
+    processes: int | None = None
     inventory: str | None = None
     limit: str | None = None
     vault_password_file: str | None = None
@@ -105,6 +106,12 @@ def _read_password(password_file: str | None) -> str | None:
 @click.option(
     "--concurrency", type=click.IntRange(1, 4096), default=32, show_default=True, help="Hosts worked on at once."
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes sharing the hosts [default: one per CPU and per 32 hosts; 1: threads only].",
+)
 @click.option("--inventory", type=click.Path(), help="Ansible inventory (needs hvjob[ansible]).")
 @click.option("--limit", help="Ansible host pattern to narrow the inventory.")
 @click.option("--vault-password-file", type=click.Path(dir_okay=False), help="Ansible vault password file.")
@@ -157,6 +164,7 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         class_name=kw["class_name"],
         options=options,
         concurrency=kw["concurrency"],
+        processes=kw["processes"],
         inventory=kw["inventory"],
         limit=kw["limit"],
         vault_password_file=kw["vault_password_file"],
@@ -268,6 +276,7 @@ def _execute(
             job_id,
             operation,
             concurrency=settings.concurrency,
+            processes=settings.processes,
             client_options=_client_options(settings),
             missing_ok=missing_ok,
             record_dir=settings.record,
@@ -279,6 +288,7 @@ def _execute(
             targets,
             operation,
             concurrency=settings.concurrency,
+            processes=settings.processes,
             client_options=_client_options(settings),
             record_dir=settings.record,
             on_result=progress.update,

@@ -124,6 +124,17 @@ class HvjobError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(message={self.message!r}, host={self.host!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by attributes: subclasses take required keyword arguments that ``Exception``'s
+        default (``cls(*args)``) would not pass. Fan-out worker processes send errors this way."""
+        return (_restore_error, (type(self), self.args), self.__dict__)
+
+
+def _restore_error(cls: type[HvjobError], args: tuple[Any, ...]) -> HvjobError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 class UsageError(HvjobError):
     """The caller asked for something that cannot be done (bad value, bad option combination)."""
