@@ -142,6 +142,27 @@ def test_idle_close_before_invoke_is_resent_because_401_proves_it_was_not_run(ht
     assert http_server.stats.invokes == 1
 
 
+def test_cookies_set_after_the_handshake_are_sent_back(http_server: FakeWinRMServer) -> None:
+    # A load balancer in front of WinRM may pin a client to a node with a cookie.
+    with WsmanSession(http_server.url, options(scheme="http")) as session:
+        http_server.inject_next(headers=[("Set-Cookie", "affinity=node7; Path=/")])
+        assert isinstance(get(session), CimInstance)
+        assert isinstance(killjob(session, job_id(0x100)), MethodOutput)
+    assert http_server.stats.cookies == ["affinity=node7"]
+
+
+def test_a_redirect_is_not_followed_with_a_sealed_body(users_file: Path) -> None:
+    with (
+        FakeWinRMServer(SCENARIOS, users_file=users_file) as first,
+        FakeWinRMServer(SCENARIOS, users_file=users_file) as elsewhere,
+    ):
+        with WsmanSession(first.url, options(scheme="http")) as session:
+            first.inject_next(status=307, headers=[("Location", elsewhere.url)])
+            with pytest.raises(errors.ProtocolError, match="unexpected HTTP 307"):
+                killjob(session, job_id(0x100))
+        assert elsewhere.stats.requests == 0
+
+
 def test_idle_timeout_on_server_side(users_file: Path) -> None:
     with FakeWinRMServer(SCENARIOS, users_file=users_file, idle_timeout=0.2) as server:
         with WsmanSession(server.url, options(scheme="http")) as session:

@@ -551,9 +551,11 @@ class WsmanSession:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)  # logged once above
-                response = session.send(
-                    prepared, stream=True, timeout=(self.options.connect_timeout, self.options.read_timeout)
-                )
+                timeout = (self.options.connect_timeout, self.options.read_timeout)
+                if self._encryption is not None:
+                    response = _send_sealed(session, prepared, timeout)
+                else:
+                    response = session.send(prepared, stream=True, timeout=timeout)
             sent = True
             body = self._read_capped(response)
         except Exception as exc:
@@ -638,6 +640,25 @@ class WsmanSession:
         if len(plaintext) != part.length and self.options.transport == "ntlm":
             raise ProtocolError("decrypted length differs from OriginalContent Length", host=self.host)
         return plaintext
+
+
+def _send_sealed(
+    session: requests.Session, prepared: requests.PreparedRequest, timeout: tuple[float, float]
+) -> requests.Response:
+    """Send a sealed request through the session's adapter, without ``Session.send``.
+
+    After the handshake there is no response hook left to run, and no redirect may be followed
+    (a sealed body must never go elsewhere), so what ``Session.send`` adds is only cost. Cookies
+    a server sets (load-balancer affinity) are still kept for the next request.
+    """
+    adapter = session.get_adapter(prepared.url or "")
+    verify = True if session.verify is None else session.verify
+    response: requests.Response = adapter.send(
+        prepared, stream=True, timeout=timeout, verify=verify, cert=session.cert, proxies=session.proxies
+    )
+    if "set-cookie" in response.headers:
+        requests.cookies.extract_cookies_to_jar(session.cookies, prepared, response.raw)  # type: ignore[no-untyped-call]
+    return response
 
 
 class _Retryable(Exception):

@@ -108,6 +108,7 @@ class ServerStats:
     auth_handshakes: int = 0
     invokes: int = 0
     handler_errors: int = 0  # exceptions that escaped a request handler: a bug in the fake
+    cookies: list[str] = field(default_factory=list)  # Cookie headers received, in order
     unmatched: list[RequestPattern] = field(default_factory=list)
     served: list[tuple[str | None, Mapping[str, str]]] = field(default_factory=list)
 
@@ -495,7 +496,7 @@ class _Handler(BaseHTTPRequestHandler):
         lines.append("Server: Microsoft-HTTPAPI/2.0")
         if content_type:
             lines.append(f"Content-Type: {content_type}")
-        lines.extend(f"{k}: {v}" for k, v in headers)
+        lines.extend(f"{k}: {v}" for k, v in (*headers, *inject.get("headers", ())))
         if self.final_token is not None and status != 401:
             # The acceptor's last leg (Kerberos mutual authentication) rides on the first answer.
             lines.append(f"WWW-Authenticate: {self.final_token}")
@@ -541,6 +542,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         with fake._lock:
             fake.stats.requests += 1
+            if self.headers.get("Cookie"):
+                fake.stats.cookies.append(str(self.headers["Cookie"]))
 
         if self.path.rstrip("/").lower() != "/wsman":
             self._send(404)
