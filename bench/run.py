@@ -3,8 +3,9 @@
     pip install '.[bench]' && python bench/run.py --json [--big]
 
 Prints one JSON object (see docs/performance.md). The fake nodes run in fleet processes of their
-own (hvjob.testing.fleet); each fan-out measurement runs in a child process of its own, so its
-peak RSS is the client's alone. Timings are measured here and never asserted by the test suite.
+own (hvjob.testing.fleet); each fan-out measurement runs in a child process of its own (with the
+worker processes hvjob forks), so its CPU and peak RSS are the client's alone. Timings are
+measured here and never asserted by the test suite.
 """
 
 from __future__ import annotations
@@ -129,7 +130,11 @@ def per_call(users: Path, password: str, calls: int, repeats: int) -> dict[str, 
 
 
 def _child(mode: str, ports: list[int], concurrency: int, password: str) -> dict[str, Any]:
-    """Run in a fresh process: one fan-out over ``ports``; wall time and this process's peak RSS."""
+    """Run in a fresh process: one fan-out over ``ports``; wall time, CPU and peak RSS of the client.
+
+    Modes: ``hvjob-stop`` and ``hvjob-kill`` (worker processes as hvjob chooses them),
+    ``hvjob-stop-threads`` (one process), ``pywinrm-stop`` (a thread pool over plain pywinrm).
+    """
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import winrm.transport  # noqa: F401 (imported before the clock starts)
@@ -138,15 +143,24 @@ def _child(mode: str, ports: list[int], concurrency: int, password: str) -> dict
     from hvjob.transport import ConnectionOptions
     from hvjob.wire import build
 
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    cpu_before = cpu()
     start = time.perf_counter()
+    worker_rss: list[float] = []
     if mode.startswith("hvjob-"):
         options = ConnectionOptions(username=USER, password=password, scheme="http")
         targets = [fanout.HostTarget(f"n{p}", f"127.0.0.1:{p}", options) for p in ports]
-        if mode == "hvjob-stop":
-            report = fanout.run("stop", targets, lambda c: c.stop(JOB), concurrency=concurrency)
+        processes = 1 if mode.endswith("-threads") else None
+        if mode.startswith("hvjob-stop"):
+            operation: Any = lambda c: c.stop(JOB)  # noqa: E731
         else:
-            report = fanout.run("kill", targets, lambda c: c.kill(JOB), concurrency=concurrency)
+            operation = lambda c: c.kill(JOB)  # noqa: E731
+        report = fanout.run("bench", targets, operation, concurrency=concurrency, processes=processes)
         ok = sum(1 for r in report.results if r.ok)
+        worker_rss = [w.peak_rss_mb or 0.0 for w in report.workers]
     else:  # the same work through plain pywinrm in a thread pool: a Get, then RequestStateChange
         get = build.build_get(build.HeaderOptions(), URI, {"InstanceID": JOB}).payload
         rsc = build.build_invoke(
@@ -164,7 +178,15 @@ def _child(mode: str, ports: list[int], concurrency: int, password: str) -> dict
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             ok = sum(pool.map(one, ports))
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "ok": ok, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu() - cpu_before,
+        "ok": ok,
+        "processes": max(1, len(worker_rss)),
+        # forked workers share their parent's pages, so the sum is an upper bound
+        "peak_rss_mb": own_rss + sum(worker_rss),
+    }
 
 
 def _run_child(mode: str, ports: list[int], concurrency: int, password: str) -> dict[str, Any]:
@@ -175,39 +197,72 @@ def _run_child(mode: str, ports: list[int], concurrency: int, password: str) -> 
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-def fan_out(users: Path, password: str, nodes: int, latency_ms: float, concurrency: int) -> dict[str, Any]:
-    with FleetProcess(users, nodes, latency_ms=latency_ms) as fleet:
-        hv = _run_child("hvjob-stop", fleet.ports, concurrency, password)
-        exchanges = fleet.stats()["requests"] / nodes  # HTTP round trips on one node's path, auth included
-    with FleetProcess(users, nodes, latency_ms=latency_ms) as fleet:
-        pw = _run_child("pywinrm-stop", fleet.ports, concurrency, password)
+def _interleaved(
+    users: Path, password: str, runs: dict[str, tuple[int, int]], latency_ms: float, repeats: int
+) -> dict[str, dict[str, Any]]:
+    """``runs`` maps a name to (nodes, concurrency) for its mode (the name up to any ``@``).
+
+    Every repeat runs each in turn, each against a fresh fleet (a stopped job stays stopped), so
+    that drift in the machine's speed hits them alike. Returns each one's median run by wall time,
+    with every run's wall time and the HTTP exchanges per node the fleet counted.
+    """
+    done: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, (nodes, concurrency) in runs.items():
+            with FleetProcess(users, nodes, latency_ms=latency_ms) as fleet:
+                run = _run_child(name.split("@")[0], fleet.ports, concurrency, password)
+                run["exchanges_per_node"] = fleet.stats()["requests"] / nodes  # auth legs included
+            done[name].append(run)
+    medians = {}
+    for name, results in done.items():
+        results.sort(key=lambda r: r["wall_s"])
+        medians[name] = dict(results[len(results) // 2], all_wall_s=[round(r["wall_s"], 3) for r in results])
+    return medians
+
+
+def fan_out(
+    users: Path, password: str, nodes: int, latency_ms: float, concurrency: int, repeats: int
+) -> dict[str, Any]:
+    modes = ("hvjob-stop", "hvjob-stop-threads", "pywinrm-stop")
+    runs = _interleaved(users, password, dict.fromkeys(modes, (nodes, concurrency)), latency_ms, repeats)
+    hv, threads, pw = (runs[mode] for mode in modes)
+    exchanges = hv["exchanges_per_node"]
     ideal = math.ceil(nodes / concurrency) * exchanges * latency_ms / 1000
     return {
         "nodes": nodes,
         "latency_ms": latency_ms,
         "concurrency": concurrency,
+        "processes": hv["processes"],
         "exchanges_per_node": exchanges,
         "wall_s": round(hv["wall_s"], 3),
         "ideal_s": round(ideal, 3),
         "wall_vs_ideal": round(hv["wall_s"] / ideal, 3),
+        "all_wall_s": hv["all_wall_s"],
+        "threads_only_wall_s": round(threads["wall_s"], 3),
+        "threads_only_all_wall_s": threads["all_wall_s"],
         "pywinrm_pool_wall_s": round(pw["wall_s"], 3),
+        "pywinrm_pool_all_wall_s": pw["all_wall_s"],
+        "client_cpu_s": round(hv["cpu_s"], 3),
+        "threads_only_cpu_s": round(threads["cpu_s"], 3),
+        "pywinrm_pool_cpu_s": round(pw["cpu_s"], 3),
         "peak_rss_mb": round(hv["peak_rss_mb"], 1),
+        "threads_only_peak_rss_mb": round(threads["peak_rss_mb"], 1),
         "pywinrm_pool_peak_rss_mb": round(pw["peak_rss_mb"], 1),
         "ok": hv["ok"],
+        "threads_only_ok": threads["ok"],
         "pywinrm_ok": pw["ok"],
     }
 
 
-def kill_scaling(users: Path, password: str, latency_ms: float) -> dict[str, Any]:
-    walls = {}
-    for nodes in (1, 50):
-        with FleetProcess(users, nodes, latency_ms=latency_ms) as fleet:
-            walls[nodes] = _run_child("hvjob-kill", fleet.ports, nodes, password)["wall_s"]
+def kill_scaling(users: Path, password: str, latency_ms: float, repeats: int) -> dict[str, Any]:
+    runs = _interleaved(users, password, {"hvjob-kill@1": (1, 1), "hvjob-kill@50": (50, 50)}, latency_ms, repeats)
+    one, fifty = runs["hvjob-kill@1"], runs["hvjob-kill@50"]
     return {
         "latency_ms": latency_ms,
-        "one_node_s": round(walls[1], 3),
-        "fifty_nodes_s": round(walls[50], 3),
-        "ratio": round(walls[50] / walls[1], 3),
+        "one_node_s": round(one["wall_s"], 3),
+        "fifty_nodes_s": round(fifty["wall_s"], 3),
+        "fifty_nodes_processes": fifty["processes"],
+        "ratio": round(fifty["wall_s"] / one["wall_s"], 3),
     }
 
 
@@ -219,6 +274,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7, help="interleaved runs per client")
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--nodes", default="1,10,50,100", help="fan-out sizes (comma-separated)")
+    parser.add_argument("--fanout-repeats", type=int, default=5, help="interleaved runs per fan-out figure (median)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=32, help=argparse.SUPPRESS)
@@ -232,7 +288,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hvjob-bench-") as tmp:
         users = Path(tmp) / "users.txt"
         users.write_text(f":{USER}:{password}\n")
-        log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+        def log(message: str) -> None:
+            if not args.json:
+                print(message, file=sys.stderr, flush=True)
+
         log("per-call ...")
         result: dict[str, Any] = {
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
@@ -242,10 +302,11 @@ def main() -> int:
         sizes = [int(n) for n in args.nodes.split(",")] + ([1000] if args.big else [])
         for nodes in sizes:
             log(f"fan-out {nodes} nodes ...")
-            curve.append(fan_out(users, password, nodes, args.latency_ms, concurrency=min(nodes, 256)))
+            repeats = 1 if nodes >= 1000 else args.fanout_repeats  # the 1,000-node run is reported, not gated
+            curve.append(fan_out(users, password, nodes, args.latency_ms, min(nodes, 256), repeats))
         result["fanout"] = curve
         log("kill 1 vs 50 nodes ...")
-        result["kill_scaling"] = kill_scaling(users, password, args.latency_ms)
+        result["kill_scaling"] = kill_scaling(users, password, args.latency_ms, args.fanout_repeats)
         hundred = [row for row in curve if row["nodes"] == 100]
         result["goals"] = {
             "per_call_at_least_pywinrm_bare": result["per_call"]["hvjob_vs_pywinrm_bare"] >= 1.0,
