@@ -12,6 +12,7 @@ import pickle
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,49 @@ def test_ctrl_c_on_the_process_group_stops_new_work_in_every_worker(users_file: 
     assert 1 <= len(finished) < 8 and lines[-1]["summary"]["interrupted"] is True
     assert invokes == len(finished)  # every host that was started finished and was printed
     assert "interrupted" in err and "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; whether init reaps it is not ours
+
+
+def test_workers_stop_starting_hosts_when_their_parent_is_killed(users_file: Path) -> None:
+    with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=250) as slow:
+        hosts = [f"127.0.0.1:{port}" for port in slow.ports]
+        proc = subprocess.Popen(
+            [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", "2", "--concurrency", "2",
+             "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+            env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["status"] == "ok"  # one host done, others running
+        workers = _children_of(proc.pid)
+        assert len(workers) == 2
+        proc.kill()  # SIGKILL: no Ctrl-C handling, nobody left to read results
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(pid) for pid in workers), "orphaned workers still running"
+        invokes = slow.stats()["invokes"]
+    assert invokes <= 4  # the finished host, the two running when the parent died, at most one more
 
 
 def test_plan_processes(monkeypatch: pytest.MonkeyPatch) -> None:

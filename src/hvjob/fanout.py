@@ -341,7 +341,10 @@ def _start_workers(
         for share, slot in zip(shares, slots, strict=True):
             reader, writer = context.Pipe(duplex=False)
             process = context.Process(
-                target=_worker, args=(writer, work, share, slot, stop, go), name="hvjob-fanout", daemon=True
+                target=_worker,
+                args=(writer, work, share, slot, stop, go, os.getpid()),
+                name="hvjob-fanout",
+                daemon=True,
             )
             try:
                 process.start()
@@ -419,12 +422,34 @@ class _InterruptsToEvent:
             signal.signal(signal.SIGINT, self._previous)
 
 
+class _WorkerStop:
+    """Set when the parent says stop, or when the parent is gone: a fan-out whose results nobody
+    reads (hvjob killed, its terminal closed) must not go on changing the cluster."""
+
+    def __init__(self, stop: Any, parent: int) -> None:
+        self._stop = stop
+        self._parent = parent
+
+    def parent_gone(self) -> bool:
+        return os.getppid() != self._parent
+
+    def is_set(self) -> bool:
+        return bool(self._stop.is_set()) or self.parent_gone()
+
+
 def _worker(
-    writer: Any, work: _Work, share: list[tuple[int, HostTarget]], concurrency: int, stop: Any, go: Any
+    writer: Any,
+    work: _Work,
+    share: list[tuple[int, HostTarget]],
+    concurrency: int,
+    stop: Any,
+    go: Any,
+    parent: int,
 ) -> None:
     """A forked worker: run ``share`` in threads, send each result, then ``("done", peak RSS MB)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    halt = _WorkerStop(stop, parent)
 
     def send(index: int, result: OperationResult) -> None:
         try:
@@ -436,8 +461,10 @@ def _worker(
             writer.send(("result", index, OperationResult(result.host, work.command, error=error)))
 
     try:
-        go.wait()
-        _run_threads(work, share, concurrency, send, stop)
+        while not go.wait(0.5):
+            if halt.parent_gone():
+                return
+        _run_threads(work, share, concurrency, send, halt)
         writer.send(("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     except Exception:  # the parent reports this worker's unfinished hosts; no traceback here
         log.debug("fan-out worker failed", exc_info=True)
