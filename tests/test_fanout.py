@@ -206,6 +206,27 @@ def test_workers_stop_starting_hosts_when_their_parent_is_killed(users_file: Pat
     assert invokes <= 4  # the finished host, the two running when the parent died, at most one more
 
 
+def test_a_second_ctrl_c_ends_the_workers_at_once(users_file: Path) -> None:
+    with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=400) as slow:
+        hosts = [f"127.0.0.1:{port}" for port in slow.ports]
+        proc = subprocess.Popen(
+            [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", "2", "--concurrency", "2",
+             "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        proc.stdout.readline()  # a host is done; each worker has another one running
+        workers = _children_of(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # do not wait for the running hosts
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and CANARY_PASSWORD not in err
+    assert workers and not any(_running(pid) for pid in workers)
+
+
 def test_plan_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fanout, "_usable_cpus", lambda: 4)
     monkeypatch.setattr(fanout, "_fork_is_safe", lambda: True)
