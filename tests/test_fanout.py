@@ -230,10 +230,10 @@ def test_a_second_ctrl_c_ends_the_workers_at_once(users_file: Path) -> None:
 def test_plan_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fanout, "_usable_cpus", lambda: 4)
     monkeypatch.setattr(fanout, "_fork_is_safe", lambda: True)
-    assert fanout.plan_processes(100, 32) == 4
-    assert fanout.plan_processes(40, 32) == 2
-    assert fanout.plan_processes(10, 32) == 1
-    assert fanout.plan_processes(100, 3) == 3  # each worker needs a concurrency slot
+    assert fanout.plan_processes(1000, 256) == 4  # one per CPU
+    assert fanout.plan_processes(100, 32) == 2  # and per 64 hosts
+    assert fanout.plan_processes(64, 32) == 1
+    assert fanout.plan_processes(1000, 3) == 3  # each worker needs a concurrency slot
     assert fanout.plan_processes(5, 32, requested=8) == 5  # and a host
     assert fanout.plan_processes(1000, 256, requested=1) == 1
     monkeypatch.setattr(fanout, "_fork_is_safe", lambda: False)

@@ -110,7 +110,7 @@ def _read_password(password_file: str | None) -> str | None:
     "--processes",
     type=click.IntRange(1, 256),
     default=None,
-    help="Worker processes sharing the hosts [default: one per CPU and per 32 hosts; 1: threads only].",
+    help="Worker processes sharing the hosts [default: one per CPU and per 64 hosts; 1: threads only].",
 )
 @click.option("--inventory", type=click.Path(), help="Ansible inventory (needs hvjob[ansible]).")
 @click.option("--limit", help="Ansible host pattern to narrow the inventory.")

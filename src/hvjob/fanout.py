@@ -226,8 +226,9 @@ def _run_threads(
 
 # --- worker processes ----------------------------------------------------------------------------
 
-#: Below this many hosts per process, one process's threads keep up with the latency (docs/performance.md).
-HOSTS_PER_PROCESS = 32
+#: Hosts per worker process when hvjob chooses: up to about this many, one interpreter's threads keep
+#: up with a 100 ms link and a second process only costs memory (docs/performance.md).
+HOSTS_PER_PROCESS = 64
 
 
 @dataclass(frozen=True)
