@@ -227,6 +227,29 @@ def test_a_second_ctrl_c_ends_the_workers_at_once(users_file: Path) -> None:
     assert workers and not any(_running(pid) for pid in workers)
 
 
+# At most: per slot, the host whose result was written before the close, the one whose write
+# failed, and the next one it had already started by then.
+@pytest.mark.parametrize(("processes", "most_started"), [(1, 4), (2, 6)])
+def test_a_closed_output_stops_new_hosts_and_exits_141(users_file: Path, processes: int, most_started: int) -> None:
+    # ``hvjob ... | head -1``: once results cannot be written, no further host is started.
+    with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=200) as slow:
+        hosts = [f"127.0.0.1:{port}" for port in slow.ports]
+        proc = subprocess.Popen(
+            [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", str(processes),
+             "--concurrency", str(processes), "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        assert json.loads(proc.stdout.readline())["status"] == "ok"
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 141, err
+        invokes = slow.stats()["invokes"]
+    assert "output closed" in err and "Traceback" not in err
+    assert invokes <= most_started  # not all 8
+
+
 def test_plan_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fanout, "_usable_cpus", lambda: 4)
     monkeypatch.setattr(fanout, "_fork_is_safe", lambda: True)

@@ -1,7 +1,7 @@
 """The ``hvjob`` command line: a thin layer over :mod:`hvjob.jobs` and :mod:`hvjob.fanout`.
 
 Exit status: 0 every host ok; 1 some host failed, none unreachable; 3 some host unreachable;
-2 usage errors; 130 interrupted. No traceback reaches the user; ``-v`` adds detail.
+2 usage errors; 130 interrupted; 141 output closed. No traceback reaches the user; ``-v`` adds detail.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hvjob.jobs import DEFAULT_CLASS, DEFAULT_NAMESPACE, METHODS, JobClient, Job
 from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, endpoint_url
 
 EXIT_USAGE = 2
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a process killed by it
 
 
 @dataclass
@@ -65,7 +66,21 @@ def _read_password(password_file: str | None) -> str | None:
     return None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Exit 141 when the reader of our output goes away (``| head``), not click's 1 ("failed")."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # A fan-out stops starting hosts when its results cannot be written. Point stdout at
+            # /dev/null so the interpreter's final flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            click.echo("hvjob: output closed; no further hosts were started", err=True)
+            sys.exit(EXIT_OUTPUT_CLOSED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="hvjob")
 @click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True, help="WMI namespace of the job class.")
 @click.option(
@@ -722,6 +737,12 @@ def run_cli() -> None:
     except KeyboardInterrupt:
         click.echo("hvjob: interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): no more hosts were started. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        click.echo("hvjob: output closed; no further hosts were started", err=True)
+        sys.exit(EXIT_OUTPUT_CLOSED)
     except HvjobError as exc:
         click.echo(f"hvjob: {exc.type}: {exc.message}", err=True)
         sys.exit(1)

@@ -214,6 +214,10 @@ def _run_threads(
         for future, index in futures.items():
             if future.done() and not future.cancelled() and index not in delivered:
                 collect(future)
+    except BaseException:
+        # Results can no longer be delivered (say the output pipe closed): start no other host.
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
         executor.shutdown(wait=True)
         for recorder in recorders:
@@ -306,6 +310,9 @@ def _run_processes(
             go.set()
             try:
                 _receive(running, deliver, delivered, peaks, garbled, cancel, stop)
+            except BaseException:
+                stop.set()  # results can no longer be delivered: no worker starts another host
+                raise
             finally:
                 for process, reader, _ in running:
                     if interrupts.forced and process.is_alive():
