@@ -69,7 +69,10 @@ def test_ctrl_c_stops_new_work_lets_running_finish_and_prints_what_finished(user
         first = json.loads(proc.stdout.readline())  # the fast host is done; the slow one is running
         assert first["host"] == host(fast) and first["status"] == "ok"
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out = proc.stdout.read()  # not communicate(): it would skip lines readline() buffered
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
     assert proc.returncode == 130, err
     lines = [json.loads(line) for line in out.splitlines()]
     finished = [line for line in lines if "host" in line]
