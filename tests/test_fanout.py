@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,21 +137,27 @@ def test_a_cancel_set_before_the_start_contacts_no_host(fleet: FleetProcess) -> 
     assert fleet.stats()["requests"] == 0
 
 
+def _kill_everywhere(fleet: FleetProcess, processes: int = 2) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``hvjob kill`` on every node of ``fleet`` in a process group of its own, one host at a time per
+    worker; returns once the first result is printed (the other workers' hosts are then running)."""
+    hosts = [f"127.0.0.1:{port}" for port in fleet.ports]
+    proc = subprocess.Popen(
+        [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", str(processes),
+         "--concurrency", str(processes), "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    first: dict[str, Any] = json.loads(proc.stdout.readline())
+    assert first["status"] == "ok"
+    return proc, first
+
+
 def test_ctrl_c_on_the_process_group_stops_new_work_in_every_worker(users_file: Path) -> None:
     with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=250) as slow:
-        hosts = [f"127.0.0.1:{port}" for port in slow.ports]
-        proc = subprocess.Popen(
-            [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", "2", "--concurrency", "2",
-             "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-            env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
-        )  # fmt: skip
-        assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())  # a host is done; each worker has another running
-        assert first["status"] == "ok"
+        proc, first = _kill_everywhere(slow)
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the parent and both workers
-        out = proc.stdout.read()  # not communicate(): it would skip lines readline() buffered
-        assert proc.stderr is not None
+        out = proc.stdout.read()  # not communicate(): it would skip what readline() buffered
         err = proc.stderr.read()
         proc.wait(timeout=60)
         invokes = slow.stats()["invokes"]
@@ -185,15 +192,7 @@ def _running(pid: int) -> bool:
 
 def test_workers_stop_starting_hosts_when_their_parent_is_killed(users_file: Path) -> None:
     with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=250) as slow:
-        hosts = [f"127.0.0.1:{port}" for port in slow.ports]
-        proc = subprocess.Popen(
-            [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", "2", "--concurrency", "2",
-             "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-            env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
-        )  # fmt: skip
-        assert proc.stdout is not None
-        assert json.loads(proc.stdout.readline())["status"] == "ok"  # one host done, others running
+        proc, _ = _kill_everywhere(slow)
         workers = _children_of(proc.pid)
         assert len(workers) == 2
         proc.kill()  # SIGKILL: no Ctrl-C handling, nobody left to read results
@@ -208,15 +207,7 @@ def test_workers_stop_starting_hosts_when_their_parent_is_killed(users_file: Pat
 
 def test_a_second_ctrl_c_ends_the_workers_at_once(users_file: Path) -> None:
     with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=400) as slow:
-        hosts = [f"127.0.0.1:{port}" for port in slow.ports]
-        proc = subprocess.Popen(
-            [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", "2", "--concurrency", "2",
-             "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-            env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
-        )  # fmt: skip
-        assert proc.stdout is not None
-        proc.stdout.readline()  # a host is done; each worker has another one running
+        proc, _ = _kill_everywhere(slow)
         workers = _children_of(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
         time.sleep(0.2)
@@ -233,15 +224,7 @@ def test_a_second_ctrl_c_ends_the_workers_at_once(users_file: Path) -> None:
 def test_a_closed_output_stops_new_hosts_and_exits_141(users_file: Path, processes: int, most_started: int) -> None:
     # ``hvjob ... | head -1``: once results cannot be written, no further host is started.
     with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=200) as slow:
-        hosts = [f"127.0.0.1:{port}" for port in slow.ports]
-        proc = subprocess.Popen(
-            [*HVJOB, "--scheme", "http", "-u", "alice", "--processes", str(processes),
-             "--concurrency", str(processes), "--output", "jsonl", "kill", *hosts, "--job", KILLABLE],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD},
-        )  # fmt: skip
-        assert proc.stdout is not None and proc.stderr is not None
-        assert json.loads(proc.stdout.readline())["status"] == "ok"
+        proc, _ = _kill_everywhere(slow, processes)
         proc.stdout.close()
         err = proc.stderr.read()
         assert proc.wait(timeout=60) == 141, err
