@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import operator
 import os
 import platform
 import resource
@@ -154,10 +155,7 @@ def _child(mode: str, ports: list[int], concurrency: int, password: str) -> dict
         options = ConnectionOptions(username=USER, password=password, scheme="http")
         targets = [fanout.HostTarget(f"n{p}", f"127.0.0.1:{p}", options) for p in ports]
         processes = 1 if mode.endswith("-threads") else None
-        if mode.startswith("hvjob-stop"):
-            operation: Any = lambda c: c.stop(JOB)  # noqa: E731
-        else:
-            operation = lambda c: c.kill(JOB)  # noqa: E731
+        operation = operator.methodcaller("stop" if mode.startswith("hvjob-stop") else "kill", JOB)
         report = fanout.run("bench", targets, operation, concurrency=concurrency, processes=processes)
         ok = sum(1 for r in report.results if r.ok)
         worker_rss = [w.peak_rss_mb or 0.0 for w in report.workers]

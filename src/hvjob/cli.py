@@ -737,12 +737,6 @@ def run_cli() -> None:
     except KeyboardInterrupt:
         click.echo("hvjob: interrupted", err=True)
         sys.exit(130)
-    except BrokenPipeError:
-        # The reader of our output went away (``| head``): no more hosts were started. Point stdout
-        # at /dev/null so the interpreter's final flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        click.echo("hvjob: output closed; no further hosts were started", err=True)
-        sys.exit(EXIT_OUTPUT_CLOSED)
     except HvjobError as exc:
         click.echo(f"hvjob: {exc.type}: {exc.message}", err=True)
         sys.exit(1)

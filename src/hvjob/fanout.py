@@ -208,9 +208,7 @@ def _run_threads(
                 collect(future)
     except KeyboardInterrupt:
         interrupted = True
-        for future in futures:
-            future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=True, cancel_futures=True)  # queued hosts are never started
         for future, index in futures.items():
             if future.done() and not future.cancelled() and index not in delivered:
                 collect(future)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.auth
-import requests.utils
+import requests.cookies
 import urllib3.exceptions
 import winrm.exceptions
 from spnego.exceptions import SpnegoError
@@ -119,11 +119,18 @@ def endpoint_url(host: str, options: ConnectionOptions) -> str:
     return f"{options.scheme}://{shown}:{port}{options.path}"
 
 
+def _seals_messages(url: str, options: ConnectionOptions) -> bool:
+    """Message encryption: asked for, or ``auto`` over plain HTTP (over HTTPS, TLS protects it)."""
+    if options.transport not in _ENCRYPTING or options.message_encryption == "never":
+        return False
+    return options.message_encryption == "always" or urlsplit(url).scheme == "http"
+
+
 def check_security(url: str, options: ConnectionOptions) -> None:
     """Refuse weak settings unless asked for by name; warn when they are."""
     scheme = urlsplit(url).scheme
     if scheme == "http":
-        encrypting = options.transport in _ENCRYPTING and options.message_encryption != "never"
+        encrypting = _seals_messages(url, options)
         if not encrypting and not options.allow_unencrypted:
             raise UsageError(
                 f"{options.transport} over plain HTTP would send unencrypted traffic"
@@ -272,22 +279,30 @@ def _describe(exc: BaseException) -> str:
 # --- the session ---------------------------------------------------------------------------------
 
 
+def nt_hash(password: str) -> str | None:
+    """The NTLM NT hash of ``password`` in hex, from pyspnego; None if that private helper moves.
+
+    As secret as the password and treated the same way: never logged, never in a repr or an error.
+    """
+    try:
+        from spnego._ntlm_raw.crypto import ntowfv1
+    except ImportError:
+        return None
+    return str(ntowfv1(password).hex())
+
+
 @functools.lru_cache(maxsize=8)
 def _ntlm_secret(password: str | None) -> str | None:
     """The password as pyspnego's ``LM:NT`` hash form, computed once per password and process.
 
     pyspnego derives both hashes for every new NTLM context, the LM one with pure-Python DES
     although NTLMv2 never uses it; over a fan-out that was a tenth of the client's CPU. The LM
-    half is left empty (zeros), as Windows stores it since Vista. The NT hash is as secret as the
-    password and is treated the same way: never logged, never in a repr or an error.
+    half is left empty (zeros), as Windows stores it since Vista.
     """
     if password is None:
         return None
-    try:
-        from spnego._ntlm_raw.crypto import ntowfv1  # private to pyspnego: fall back if it moves
-    except ImportError:
-        return password
-    return "0" * 32 + ":" + ntowfv1(password).hex()
+    nt = nt_hash(password)
+    return password if nt is None else "0" * 32 + ":" + nt
 
 
 def _settle_environment(session: requests.Session) -> None:
@@ -405,13 +420,6 @@ class WsmanSession:
                 send_cbt=opts.send_cbt,
             )
 
-    def _wants_encryption(self) -> bool:
-        """Seal messages: asked for, or ``auto`` over plain HTTP (over HTTPS, TLS protects them)."""
-        opts = self.options
-        if opts.transport not in _ENCRYPTING or opts.message_encryption == "never":
-            return False
-        return opts.message_encryption == "always" or urlsplit(self.url).scheme == "http"
-
     def _connect(self) -> requests.Session:
         """Authenticate (and set up encryption) on a fresh connection.
 
@@ -428,7 +436,7 @@ class WsmanSession:
                 if self.options.ca_trust_path and not self.options.insecure:
                     session.verify = self.options.ca_trust_path  # never REQUESTS_CA_BUNDLE over an explicit path
                 _settle_environment(session)
-                if self._wants_encryption():
+                if _seals_messages(self.url, self.options):
                     if not _encryption_available(session, self.options.transport):
                         raise winrm.exceptions.WinRMError(
                             f"message encryption is required but {self.options.transport} cannot provide it here"

@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from hvjob.scenario import RequestPattern
+from hvjob.scenario import RequestPattern, load_scenarios
+from hvjob.testing import demo_fixtures_dir
 from hvjob.testing.server import FakeWinRMServer
 
 #: Random faults: name -> injection. Each costs the client exactly one failed call (docs/fixtures.md).
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = (
         RandomFaults(args.fault_rate, args.harmless_rate, args.seed) if args.fault_rate or args.harmless_rate else None
     )
-    scenarios = Path(args.scenarios) if args.scenarios else None
+    scenarios = load_scenarios(Path(args.scenarios) if args.scenarios else demo_fixtures_dir())  # once, not per node
     servers = [
         FakeWinRMServer(
             scenarios, users_file=args.users, latency_ms=args.latency_ms, fault_plan=plan, poll_interval=0.5

@@ -43,6 +43,7 @@ from hvjob.scenario import (
     load_scenarios,
 )
 from hvjob.testing.tls import client_identities
+from hvjob.transport import nt_hash
 from hvjob.wire import framing
 
 log = logging.getLogger("hvjob.testing.server")
@@ -291,12 +292,6 @@ class FakeWinRMServer:
             return user
         return None
 
-    def new_context(self, protocol: str) -> Any:
-        return spnego.server(protocol=protocol, service="HTTP")
-
-    def step_context(self, ctx: Any, token: bytes, bindings: GssChannelBindings | None) -> bytes | None:
-        return ctx.step(token, channel_bindings=bindings)  # type: ignore[no-any-return]
-
     def knows_ntlm_user(self, principal: str) -> bool:
         """The shared users file holds every live server's users; each server accepts only its own."""
         name = principal.lower()
@@ -315,10 +310,15 @@ class _AcceptorEnvironment:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._servers: dict[int, FakeWinRMServer] = {}
+        self._entries: dict[int, list[str]] = {}  # each server's users, read and hashed once
+        self._written: list[str] | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._saved: dict[str, str | None] = {}
 
     def add(self, server: FakeWinRMServer) -> None:
+        entries = []
+        if server.users_file is not None:
+            entries = [_hashed_entry(line) for line in server.users_file.read_text(encoding="utf-8").splitlines()]
         with self._lock:
             keytabs = {s.keytab for s in [*self._servers.values(), server] if s.keytab is not None}
             if len(keytabs) > 1:
@@ -326,14 +326,17 @@ class _AcceptorEnvironment:
             if not self._servers:
                 self._directory = tempfile.TemporaryDirectory(prefix="hvjob-fake-")
                 self._saved = {key: os.environ.get(key) for key in ("NTLM_USER_FILE", "KRB5_KTNAME")}
+                self._written = None
                 os.environ["NTLM_USER_FILE"] = str(Path(self._directory.name) / "users.txt")
             self._servers[id(server)] = server
+            self._entries[id(server)] = entries
             self._write(keytabs)
 
     def remove(self, server: FakeWinRMServer) -> None:
         with self._lock:
             if self._servers.pop(id(server), None) is None:
                 return
+            del self._entries[id(server)]
             if self._servers:
                 self._write({s.keytab for s in self._servers.values() if s.keytab is not None})
                 return
@@ -347,18 +350,19 @@ class _AcceptorEnvironment:
                 self._directory = None
 
     def _write(self, keytabs: set[Path]) -> None:
+        """Rewrite the merged users file when its lines change (servers of a fleet share theirs)."""
         assert self._directory is not None
-        lines = []
-        for server in self._servers.values():
-            if server.users_file is not None:
-                lines += [_hashed_entry(line) for line in server.users_file.read_text(encoding="utf-8").splitlines()]
-        target = Path(self._directory.name) / "users.txt"
-        staging = target.with_suffix(".new")
-        staging.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        staging.chmod(0o600)
-        staging.replace(target)  # atomic: a handshake never reads half a file
-        if keytabs:
-            os.environ["KRB5_KTNAME"] = f"FILE:{next(iter(keytabs))}"
+        lines = list(dict.fromkeys(line for entries in self._entries.values() for line in entries))
+        if lines != self._written:
+            target = Path(self._directory.name) / "users.txt"
+            staging = target.with_suffix(".new")
+            staging.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            staging.chmod(0o600)
+            staging.replace(target)  # atomic: a handshake never reads half a file
+            self._written = lines
+        keytab = f"FILE:{next(iter(keytabs))}" if keytabs else None
+        if keytab is not None and os.environ.get("KRB5_KTNAME") != keytab:
+            os.environ["KRB5_KTNAME"] = keytab
 
 
 def _hashed_entry(line: str) -> str:
@@ -369,10 +373,11 @@ def _hashed_entry(line: str) -> str:
     user, sep2, password = rest.partition(":")
     if not (sep and sep2 and user) or line.lstrip().startswith("#"):
         return line
-    from spnego._ntlm_raw.crypto import ntowfv1
-
+    nt = nt_hash(password)
+    if nt is None:
+        return line  # pyspnego reads the plain form too
     name = f"{domain}\\{user}" if domain else user
-    return f"{name}:0:{'0' * 32}:{ntowfv1(password).hex().upper()}:[U          ]:LCT-00000000"
+    return f"{name}:0:{'0' * 32}:{nt.upper()}:[U          ]:LCT-00000000"
 
 
 _ACCEPTOR_ENVIRONMENT = _AcceptorEnvironment()
@@ -631,13 +636,13 @@ class _Handler(BaseHTTPRequestHandler):
             protocol = "ntlm" if token.startswith(b"NTLMSSP") else "negotiate"
             restart = restart or token.startswith(b"NTLMSSP\x00\x01")
         if restart:
-            self.ctx = fake.new_context(protocol)
+            self.ctx = spnego.server(protocol=protocol, service="HTTP")
             self.ctx_protocol = scheme
             self.authenticated_user = None
             with fake._lock:
                 fake.stats.auth_handshakes += 1
         try:
-            out = fake.step_context(self.ctx, token, self._bindings_for(token))
+            out = self.ctx.step(token, channel_bindings=self._bindings_for(token))
         except Exception as exc:  # pyspnego raises KeyError, ValueError, struct.error... on garbage tokens
             log.info("authentication rejected: %s: %s", type(exc).__name__, exc)
             self.ctx = None
