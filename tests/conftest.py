@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "\ncanary password found in files written by the tests:\n  " + "\n  ".join(map(str, leaks)), red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """The CLI configures logging when it runs; in this process (click's CliRunner) that must not
+    outlive the test, or later tests would stop capturing hvjob's DEBUG log for the canary scan."""
+    root, ours = logging.getLogger(), logging.getLogger("hvjob")
+    saved = (list(root.handlers), root.level, ours.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])  # setLevel, not assignment: it also clears logging's level cache
+    ours.setLevel(saved[2])
 
 
 def real_responses_dir() -> Path:

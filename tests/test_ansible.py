@@ -215,6 +215,8 @@ def test_galaxy_builds_the_collection_and_ansible_doc_renders(tmp_path: Path) ->
             capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
         assert doc.returncode == 0 and "hostname" in doc.stdout and "EXAMPLES" in doc.stdout, doc.stderr
+        assert "default(inventory_hostname'" not in doc.stdout  # V(...) markup closed at the ")" inside it
+        assert "its `inventory_hostname' when it has none" in " ".join(doc.stdout.split())
 
 
 def test_the_cluster_playbook_in_docs_runs_as_written(users_file: Path, pki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -230,7 +232,7 @@ def test_the_cluster_playbook_in_docs_runs_as_written(users_file: Path, pki, tmp
         nodes = {"hvnode01": owner, "hvnode02": other1, "hvnode03": other2}
         inventory = {
             "hyperv_cluster": {
-                "hosts": {name: {"ansible_host": f"127.0.0.1:{s.port}"} for name, s in nodes.items()},
+                "hosts": {name: {"ansible_host": "127.0.0.1", "ansible_port": s.port} for name, s in nodes.items()},
                 "vars": {
                     "ansible_connection": "local",
                     "ansible_user": "alice",
@@ -260,3 +262,35 @@ def test_the_cluster_playbook_in_docs_runs_as_written(users_file: Path, pki, tmp
             capture_output=True, text=True, env=env, timeout=180,
         )  # fmt: skip
         assert missing.returncode != 0 and "was not found on any node" in missing.stdout
+
+
+def test_a_stop_whose_wait_fails_fails_the_task_as_changed(server: FakeWinRMServer, playbook) -> None:  # type: ignore[no-untyped-def]
+    run = playbook(server, [stop(job_id(0x303), wait=True, timeout=1)])  # accepted (4096), then still Running
+    assert_clean(run)
+    result = run.results[0]
+    assert result["failed"] is True and result["changed"] is True  # handlers still run
+    assert (result["method"], result["return_value"]) == ("RequestStateChange", 4096)
+    assert result["error"]["type"] == "wait_timeout" and result["found"] is True
+
+
+def test_found_is_null_when_nothing_could_be_read(server: FakeWinRMServer, playbook) -> None:  # type: ignore[no-untyped-def]
+    from hvjob.testing import free_port
+
+    dead = {"hvjob.hyperv.job": {"job_id": DEMO_JOB, "state": "stopped", "hostname": f"127.0.0.1:{free_port()}"}}
+    result = playbook(server, [dead]).results[0]
+    assert result["failed"] is True and result["error"]["type"] == "connection"
+    assert result["found"] is None and result["changed"] is False
+
+
+def test_job_info_values_are_typed(server: FakeWinRMServer, playbook) -> None:  # type: ignore[no-untyped-def]
+    running = {
+        "name": "running, selected as the module's docs say",
+        "ansible.builtin.set_fact": {
+            "running": "{{ r0.jobs | selectattr('JobState', 'eq', 4) | map(attribute='InstanceID') | list }}"
+        },
+    }
+    run = playbook(server, [{"hvjob.hyperv.job_info": {}}, running])
+    assert_clean(run)
+    jobs = run.results[0]["jobs"]
+    assert {type(j["JobState"]) for j in jobs} == {int} and all(isinstance(j["Cancellable"], bool) for j in jobs)
+    assert run.results[1]["ansible_facts"]["running"] == [job_id(0x400), job_id(0x401), job_id(0x404)]

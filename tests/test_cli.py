@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_PASSWORD, ROOT, SCENARIOS, job_id
+from conftest import CANARY_PASSWORD, ROOT, job_id, real_responses_dir
 from hvjob.testing import FakeWinRMServer
 
 HVJOB = [sys.executable, "-c", "from hvjob.cli import run_cli; run_cli()"]
@@ -57,7 +57,10 @@ def invokes(server: FakeWinRMServer) -> list[str]:
 def test_stop_text_then_json_unchanged(http_server: FakeWinRMServer) -> None:
     first = hvjob(*http_args(http_server), "stop", host(http_server), "--job", job_id(0x300), "--wait")
     assert first.returncode == 0, first.stderr
-    assert re.search(r"ok\s+yes\s+RequestStateChange\s+0 Completed\s+Killed", first.stdout)
+    lines = first.stdout.splitlines()
+    assert re.match(r"HOST\s+STATUS\s+CHANGED\s+CALL\s+JOB STATE\s+DETAIL$", lines[0])
+    assert re.search(r"ok\s+yes\s+RequestStateChange returned 0 \(Completed\)\s+Killed", lines[1])
+    assert lines[-1].startswith("ok=1 failed=0 unreachable=0")  # the summary comes last
     second = hvjob(*http_args(http_server), "--output", "json", "stop", host(http_server), "--job", job_id(0x300))
     doc = as_json(second)
     assert second.returncode == 0
@@ -197,7 +200,7 @@ def test_wait_errors_show_identify(http_server: FakeWinRMServer) -> None:
             "30",
         )
     )
-    assert doc["results"][0]["succeeded"] is True and doc["results"][0]["properties"]["JobState"] == "7"
+    assert doc["results"][0]["succeeded"] is True and doc["results"][0]["properties"]["JobState"] == 7
     doc = as_json(
         hvjob(*http_args(http_server), "--output", "json", "errors", host(http_server), "--job", job_id(0x371))
     )
@@ -258,14 +261,16 @@ def test_inventory(http_server: FakeWinRMServer, tmp_path: Path) -> None:
     assert as_json(proc)["results"][0]["host"] == "node1"
 
 
+def test_decode_a_real_capture() -> None:
+    fault = real_responses_dir() / "omi_TestTimeoutResponse.xml"
+    proc = hvjob("decode", str(fault))
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0 and doc["kind"] == "fault" and doc["wsman_code"] == 2150858793
+
+
 def test_decode(tmp_path: Path) -> None:
-    fault = ROOT.parent / "shared/reference/real-responses/omi_TestTimeoutResponse.xml"
     junk = tmp_path / "junk.txt"
     junk.write_text("not xml")
-    if fault.exists():
-        proc = hvjob("decode", str(fault))
-        doc = json.loads(proc.stdout)
-        assert proc.returncode == 0 and doc["kind"] == "fault" and doc["wsman_code"] == 2150858793
     proc = hvjob("decode", str(junk))
     assert proc.returncode == 1 and json.loads(proc.stdout)["error"]["type"] == "protocol"
     body = b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><p:X_OUTPUT xmlns:p="u"><p:ReturnValue>4096</p:ReturnValue></p:X_OUTPUT></s:Body></s:Envelope>'
@@ -279,13 +284,14 @@ def test_version() -> None:
 
 
 def test_docs_cover_every_command_and_option() -> None:
+    import click
     from click.testing import CliRunner
 
     from hvjob.cli import main
 
     docs = (ROOT / "docs" / "cli.md").read_text()
     runner = CliRunner()
-    for command in [None, *main.commands]:
+    for command in [None, *main.list_commands(click.Context(main))]:
         args = [command, "--help"] if command else ["--help"]
         text = runner.invoke(main, args).output
         options = set(re.findall(r"(--[a-z][a-z-]+)", text)) - {"--help"}
@@ -298,10 +304,6 @@ def test_docs_cover_every_command_and_option() -> None:
 def test_serve_help_runs() -> None:
     proc = hvjob("serve", "--help")
     assert proc.returncode == 0 and "--users" in proc.stdout
-
-
-def test_scenarios_dir_exists() -> None:
-    assert SCENARIOS.is_dir()
 
 
 def _start_serve(tmp_path: Path, users_file: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -361,3 +363,144 @@ def test_serve_https_issues_client_certificates_that_authenticate(tmp_path: Path
 def test_serve_refuses_bad_auth_options(tmp_path: Path, users_file: Path, args: list[str], message: str) -> None:
     proc = hvjob("serve", "--port", "0", "--users", str(users_file), *args)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+# --- issue 12: what a newcomer met -----------------------------------------------------------------
+
+NTLM_TOKEN = re.compile(r"TlRMTVNT[A-Za-z0-9+/=]{8,}|NTLMSSP|Negotiate [A-Za-z0-9+/=]{16,}")
+
+
+def test_vv_shows_soap_and_nothing_of_authentication(http_server: FakeWinRMServer) -> None:
+    proc = hvjob(*http_args(http_server), "-vv", "show", host(http_server), "--job", job_id(0x360))
+    assert proc.returncode == 0, proc.stderr
+    assert "hvjob: DEBUG:" in proc.stderr and "<s:Envelope" in proc.stderr  # the SOAP after decryption
+    assert not NTLM_TOKEN.search(proc.stderr), "an NTLM token reached the log"
+    assert "Authorization" not in proc.stderr and "NTLM step" not in proc.stderr
+    assert "urllib3" not in proc.stderr  # third-party loggers stay at WARNING
+
+
+def test_a_third_party_logger_only_when_asked_for_by_name(http_server: FakeWinRMServer) -> None:
+    proc = hvjob(*http_args(http_server), "--debug-logger", "urllib3", "show", host(http_server), "--job", job_id(1))
+    assert "hvjob: urllib3.connectionpool: DEBUG:" in proc.stderr
+    assert "may show authentication tokens" in proc.stderr
+
+
+def test_a_missing_user_name_is_a_usage_error() -> None:
+    proc = hvjob("--scheme", "http", "show", "h1", "--job", "x")  # a password is set, no -u
+    assert proc.returncode == 2 and "no user name" in proc.stderr and "HVJOB_USERNAME" in proc.stderr
+
+
+def test_the_user_name_can_come_from_the_environment(http_server: FakeWinRMServer) -> None:
+    os.environ["HVJOB_USERNAME"] = "alice"
+    try:
+        proc = hvjob("--scheme", "http", "--output", "json", "show", host(http_server), "--job", job_id(0x360))
+    finally:
+        del os.environ["HVJOB_USERNAME"]
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_typed_option_beats_the_inventory_even_when_it_is_the_default(
+    http_server: FakeWinRMServer, tmp_path: Path
+) -> None:
+    pytest.importorskip("ansible", reason="ansible-core (hvjob[ansible]) not installed")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[hyperv]\nnode1 ansible_host=127.0.0.1 ansible_port=%d ansible_user=alice ansible_winrm_scheme=http\n"
+        % http_server.port
+    )
+    plain = hvjob("--inventory", str(inventory), "--output", "json", "show", "node1", "--job", job_id(0x360))
+    assert plain.returncode == 0, plain.stderr  # the inventory's http
+    typed = hvjob(
+        "--inventory", str(inventory), "--scheme", "https", "--output", "json", "show", "node1", "--job", job_id(1)
+    )
+    assert typed.returncode == 3 and as_json(typed)["results"][0]["error"]["type"] == "tls"  # https, as typed
+
+
+def test_job_found_on_counts_every_host_that_read_the_job(http_server: FakeWinRMServer) -> None:
+    late = hvjob(*http_args(http_server), "--output", "json", "wait", host(http_server), "--job", job_id(0x362),
+                 "--timeout", "0.2")  # fmt: skip
+    doc = as_json(late)
+    assert late.returncode == 4 and doc["results"][0]["error"]["type"] == "wait_timeout"
+    assert doc["summary"]["job_found_on"] == [host(http_server)]
+    failed = hvjob(*http_args(http_server), "--output", "json", "errors", host(http_server), "--job", job_id(0x372))
+    doc = as_json(failed)
+    assert failed.returncode == 1 and doc["results"][0]["error"]["type"] == "method"
+    assert doc["summary"]["job_found_on"] == [host(http_server)]
+
+
+def test_wait_on_a_typo_is_not_found(http_server: FakeWinRMServer) -> None:
+    for extra in ([], ["--require-success"]):
+        proc = hvjob(
+            *http_args(http_server), "--output", "json", "wait", host(http_server), "--job", "5F3C-typo", *extra
+        )
+        result = as_json(proc)["results"][0]
+        assert proc.returncode == 1 and result["gone"] is True and result["found"] is False
+
+
+def test_insecure_warns_once_per_run(https_server: FakeWinRMServer) -> None:
+    hosts = [f"127.0.0.1:{https_server.port}", f"localhost:{https_server.port}"]
+    proc = hvjob("-u", "alice", "--insecure", "--output", "json", "show", *hosts[:1], "--job", job_id(0x360))
+    assert proc.stderr.count("not validating") == 1, proc.stderr
+    proc = hvjob("-u", "alice", "--insecure", "--output", "json", "kill", *hosts, "--job", job_id(0x100))
+    assert proc.stderr.count("not validating") == 1 and "2 host(s)" in proc.stderr, proc.stderr
+
+
+def test_a_global_option_after_the_command_gets_a_hint() -> None:
+    proc = hvjob("-u", "alice", "list", "h1", "--scheme", "http")
+    assert proc.returncode == 2
+    assert "--scheme is a global option: put it before the command" in proc.stderr
+
+
+def test_https_against_an_http_listener_gets_a_hint(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("-u", "alice", "show", host(http_server), "--job", job_id(0x360))
+    assert proc.returncode == 3
+    assert "try --scheme http" in proc.stderr
+
+
+def test_connection_refused_gets_a_hint() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    proc = hvjob("--scheme", "http", "-u", "alice", "show", dead, "--job", "x")
+    assert proc.returncode == 3 and "check the host and port" in proc.stderr
+
+
+def test_show_prints_the_useful_properties(http_server: FakeWinRMServer) -> None:
+    proc = hvjob(*http_args(http_server), "show", host(http_server), "--job", job_id(0x360))
+    out = proc.stdout
+    for line in ("JobState +Running \\(4\\)", "PercentComplete +50", "Owner +CONTOSO\\\\backup-svc",
+                 "StartTime +2026-11-25T03:02:11", "ElapsedTime +4m12.5s", "Cancellable +true"):  # fmt: skip
+        assert re.search(line, out), (line, out)
+    assert "Caption" not in out  # the rest with -v
+    assert "Caption" in hvjob(*http_args(http_server), "-v", "show", host(http_server), "--job", job_id(0x361)).stdout
+    failed = hvjob(*http_args(http_server), "show", host(http_server), "--job", job_id(0x361)).stdout
+    assert re.search("ErrorDescription +The export operation failed", failed)
+
+
+def test_list_is_a_table_with_a_header_and_the_summary_last(http_server: FakeWinRMServer) -> None:
+    lines = hvjob(*http_args(http_server), "list", host(http_server)).stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("NODE"))
+    assert re.match(r"NODE\s+JOB\s+STATE\s+PERCENT\s+STARTED\s+ELAPSED\s+OWNER\s+NAME$", lines[header])
+    rows = lines[header + 1 : header + 6]
+    assert all(job_id(0x400 + i) in row for i, row in enumerate(rows))
+    assert len({row.index(job_id(0x400 + i)) for i, row in enumerate(rows)}) == 1  # aligned
+    assert lines[-1].startswith("ok=1 failed=0 unreachable=0")
+
+
+def test_dry_run_prints_every_envelope_stop_could_send(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("--scheme", "http", "-u", "alice", "--dry-run", "stop", "node1.example.test", "--job", "J1", "--wait")
+    assert proc.returncode == 0, proc.stderr
+    headings = [line for line in proc.stdout.splitlines() if line.startswith("# ")]
+    assert [h.split(", ", 1)[1].split(" (")[0] for h in headings] == [
+        "Get",
+        "RequestStateChange",
+        "KillJob",
+        "Get",
+        "Get",
+    ]
+    assert "if the job is running" in headings[1] and "if RequestStateChange is not supported" in headings[2]
+    assert "<p:RequestedState>5</p:RequestedState>" in proc.stdout and "\n  <s:Header>" in proc.stdout  # pretty
+    doc = [json.loads(line) for line in hvjob("--scheme", "http", "-u", "alice", "--output", "jsonl", "--dry-run",
+                                              "stop", "n1", "--job", "J1").stdout.splitlines()]  # fmt: skip
+    assert [d["request"] for d in doc] == ["Get", "RequestStateChange", "KillJob", "Get"]
+    assert doc[0]["when"] is None and doc[1]["when"].startswith("if the job is running")

@@ -9,7 +9,9 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,34 +55,95 @@ def test_error_types_at_the_command_line(
     assert doc["summary"]["failed"] == 1
 
 
-def test_ctrl_c_stops_new_work_lets_running_finish_and_prints_what_finished(users_file: Path) -> None:
+FALLS_BACK = job_id(0x311)  # stop: Get Running, RequestStateChange returns 1, then KillJob
+
+
+def _stop_three(fast: FakeWinRMServer, slow: FakeWinRMServer, never: FakeWinRMServer) -> subprocess.Popen[str]:
+    """``hvjob stop`` on three hosts one at a time; the first is quick, the second slow."""
+    env = {**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD}
+    return subprocess.Popen(
+        [*HVJOB, "--scheme", "http", "-u", "alice", "--concurrency", "1", "--output", "jsonl",
+         "stop", host(fast), host(slow), host(never), "--job", FALLS_BACK],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a state the test depends on (not for an amount of time)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+def _read_until(stream: Any, marker: str) -> str:
+    """Lines of ``stream`` up to and including the first that contains ``marker``."""
+    seen = ""
+    for line in stream:
+        seen += line
+        if marker in line:
+            return seen
+    raise AssertionError(f"{marker!r} never came; got {seen!r}")
+
+
+def test_ctrl_c_sends_no_new_request_and_says_per_host_what_was_sent(users_file: Path) -> None:
     with (
         FakeWinRMServer(SCENARIOS, users_file=users_file) as fast,
         FakeWinRMServer(SCENARIOS, users_file=users_file, latency_ms=400) as slow,
         FakeWinRMServer(SCENARIOS, users_file=users_file) as never,
     ):
-        env = {**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD}
-        proc = subprocess.Popen(
-            [*HVJOB, "--scheme", "http", "-u", "alice", "--concurrency", "1", "--output", "jsonl",
-             "kill", host(fast), host(slow), host(never), "--job", KILLABLE],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
-        assert proc.stdout is not None
+        proc = _stop_three(fast, slow, never)
+        assert proc.stdout is not None and proc.stderr is not None
         first = json.loads(proc.stdout.readline())  # the fast host is done; the slow one is running
-        assert first["host"] == host(fast) and first["status"] == "ok"
+        assert first["host"] == host(fast) and first["changed"] is True
+        _until(lambda: slow.stats.requests > 0, "the slow host's first request arrived")
         proc.send_signal(signal.SIGINT)
         out = proc.stdout.read()  # not communicate(): it would skip lines readline() buffered
-        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+        slow_invokes, never_requests = slow.stats.invokes, never.stats.requests
+    assert proc.returncode == 130, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    by_host = {line["host"]: line for line in lines if "host" in line}
+    # The slow host's Get was on the wire: it finished, and nothing was sent after it.
+    assert slow_invokes == 0
+    cut = by_host[host(slow)]
+    assert cut["error"]["type"] == "interrupted" and "RequestStateChange" in cut["error"]["message"]
+    assert cut["requests"] == [{"request": "Get", "outcome": "answered"}] and cut["changed"] is False
+    # The host never started is accounted for too: nothing was sent to it.
+    assert never_requests == 0
+    untouched = by_host[host(never)]
+    assert untouched["error"]["type"] == "interrupted" and untouched["requests"] == []
+    assert "nothing was sent" in untouched["error"]["message"] and untouched["changed"] is False
+    assert lines[-1]["summary"]["ok"] == 1 and lines[-1]["summary"]["interrupted"] is True
+    assert "Ctrl-C again" in err and "Traceback" not in err and CANARY_PASSWORD not in out + err
+
+
+def test_a_second_ctrl_c_stops_waiting_and_still_prints_the_record(users_file: Path) -> None:
+    with (
+        FakeWinRMServer(SCENARIOS, users_file=users_file) as fast,
+        FakeWinRMServer(SCENARIOS, users_file=users_file, latency_ms=3000) as slow,
+        FakeWinRMServer(SCENARIOS, users_file=users_file) as never,
+    ):
+        proc = _stop_three(fast, slow, never)
+        assert proc.stdout is not None and proc.stderr is not None
+        json.loads(proc.stdout.readline())
+        _until(lambda: slow.stats.requests > 0, "the slow host's first request arrived")
+        proc.send_signal(signal.SIGINT)
+        _read_until(proc.stderr, "Ctrl-C again")  # the first one was handled: now the second
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.read()
         err = proc.stderr.read()
         proc.wait(timeout=60)
     assert proc.returncode == 130, err
     lines = [json.loads(line) for line in out.splitlines()]
-    finished = [line for line in lines if "host" in line]
-    assert [r["host"] for r in finished] == [host(slow)]  # let finish, and printed
-    assert finished[0]["status"] == "ok" and finished[0]["return_value"] == 0
-    assert lines[-1]["summary"]["ok"] == 2 and lines[-1]["summary"].get("interrupted") is True
-    assert never.stats.requests == 0  # no new work after Ctrl-C
-    assert "interrupted" in err and "Traceback" not in err and CANARY_PASSWORD not in out + err
+    by_host = {line["host"]: line for line in lines if "host" in line}
+    cut = by_host[host(slow)]
+    assert cut["error"]["type"] == "interrupted" and "on the wire" in cut["error"]["message"]
+    # "in flight": the record was printed before the slow host's answer came (it was not waited for).
+    assert cut["requests"] == [{"request": "Get", "outcome": "in flight"}], (cut, err)
+    assert by_host[host(never)]["requests"] == [] and lines[-1]["summary"]["interrupted"] is True
+    assert "Traceback" not in err and CANARY_PASSWORD not in out + err
 
 
 def test_record_from_the_cli_replays_to_the_same_answer(http_server: FakeWinRMServer, tmp_path: Path) -> None:

@@ -1,16 +1,125 @@
-"""The runnable example in docs/api.md runs."""
+"""Docs and code cannot drift: every ``python`` block in docs/ runs, or (marked as naming a real host)
+has every call it makes checked against the real signatures; the API table names real parameters."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+import hvjob
 from conftest import ROOT
+from hvjob.fanout import HostTarget, run
+from hvjob.jobs import JobClient, JobFilter
+from hvjob.transport import ConnectionOptions
+
+#: Put on the line before a block that cannot run here because it names a real host.
+ILLUSTRATIVE = "<!-- illustrative: names a real host -->"
+BLOCK = re.compile(r"(<!--[^\n]*-->\n)?```python\n(.*?)```", re.S)
 
 
-def test_api_example_runs(capsys) -> None:  # type: ignore[no-untyped-def]
-    text = (ROOT / "docs" / "api.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    runnable = [b for b in blocks if "FakeWinRMServer" in b]
-    assert runnable
-    exec(compile(runnable[0], "docs/api.md", "exec"), {})
-    assert "'status': 'ok'" in capsys.readouterr().out
+def _blocks() -> list[tuple[str, int, bool, str]]:
+    found = []
+    for path in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        text = path.read_text(encoding="utf-8")
+        for match in BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start(2)) + 1
+            marked = (match.group(1) or "").strip() == ILLUSTRATIVE
+            found.append((path.relative_to(ROOT).as_posix(), line, marked, match.group(2)))
+    return found
+
+
+BLOCKS = _blocks()
+RUNNABLE = [b for b in BLOCKS if not b[2]]
+ILLUSTRATIVE_BLOCKS = [b for b in BLOCKS if b[2]]
+
+
+def test_the_docs_have_runnable_python() -> None:
+    assert any(path == "docs/api.md" for path, *_ in RUNNABLE)
+
+
+@pytest.mark.parametrize(("path", "line", "marked", "code"), RUNNABLE, ids=[f"{b[0]}:{b[1]}" for b in RUNNABLE])
+def test_python_block_runs(path: str, line: int, marked: bool, code: str, capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(code, f"{path}:{line}", "exec"), {"__name__": "docs_example"})
+    if path == "docs/api.md":
+        assert "'status': 'ok'" in capsys.readouterr().out
+
+
+# --- blocks that name a real host: every call they make must fit the real signatures ----------------
+
+#: What the names in the illustrative blocks stand for.
+KNOWN: dict[str, Callable[..., Any]] = {
+    "hvjob.connect": hvjob.connect,
+    "connect": hvjob.connect,
+    "run": run,
+    "HostTarget": HostTarget,
+    "ConnectionOptions": ConnectionOptions,
+    "JobFilter.of": JobFilter.of,
+}
+CLIENT_NAMES = ("client",)
+
+
+def _callee(node: ast.Call) -> Callable[..., Any] | None:
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        if func.value.id in CLIENT_NAMES:
+            method = getattr(JobClient, func.attr, None)
+            assert method is not None, f"JobClient has no {func.attr}"
+            return method  # type: ignore[no-any-return]
+        return KNOWN.get(f"{func.value.id}.{func.attr}")
+    if isinstance(func, ast.Name):
+        return KNOWN.get(func.id)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "marked", "code"), ILLUSTRATIVE_BLOCKS, ids=[f"{b[0]}:{b[1]}" for b in ILLUSTRATIVE_BLOCKS]
+)
+def test_illustrative_block_calls_fit_the_code(path: str, line: int, marked: bool, code: str) -> None:
+    tree = ast.parse(code, f"{path}:{line}")
+    checked = 0
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        callee = _callee(node)
+        if callee is None:
+            continue
+        signature = inspect.signature(callee)
+        positional = [None] * len(node.args)
+        keywords = {k.arg: None for k in node.keywords if k.arg is not None}
+        if next(iter(signature.parameters), None) == "self":
+            positional = [None, *positional]
+        signature.bind(*positional, **keywords)  # TypeError when a name or an arity is wrong
+        checked += 1
+    assert checked, f"{path}:{line} calls nothing hvjob knows: mark it as a plain text block instead"
+
+
+def test_illustrative_blocks_exist_and_are_marked() -> None:
+    assert ILLUSTRATIVE_BLOCKS, "docs/api.md opens with a block against a real host"
+
+
+# --- the API table ------------------------------------------------------------------------------
+
+ROW = re.compile(r"^\| `JobClient\.(\w+)\(([^`]*)\)`", re.M)
+
+
+def test_the_api_table_names_real_parameters() -> None:
+    rows = ROW.findall((ROOT / "docs" / "api.md").read_text(encoding="utf-8"))
+    assert len(rows) >= 8
+    for name, args in rows:
+        params = set(inspect.signature(getattr(JobClient, name)).parameters) - {"self"}
+        spec = ast.parse(f"def f({args}): pass").body[0]
+        assert isinstance(spec, ast.FunctionDef)
+        every = [*spec.args.args, *spec.args.kwonlyargs, *filter(None, [spec.args.vararg, spec.args.kwarg])]
+        named = {a.arg for a in every}
+        assert named <= params | {"stop_options"}, f"docs/api.md: JobClient.{name} has no {named - params}"
+
+
+def test_every_python_block_is_found(tmp_path: Path) -> None:
+    sample = "x\n" + ILLUSTRATIVE + "\n```python\nclient.stop('j')\n```\n```python\nprint(1)\n```\n"
+    assert [(m.group(1) or "").strip() == ILLUSTRATIVE for m in BLOCK.finditer(sample)] == [True, False]

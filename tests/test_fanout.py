@@ -133,7 +133,10 @@ def test_a_cancel_set_before_the_start_contacts_no_host(fleet: FleetProcess) -> 
     cancel = threading.Event()
     cancel.set()
     report = fanout.run("kill", _targets(fleet.ports), lambda c: c.kill(KILLABLE), processes=2, cancel=cancel)
-    assert report.results == [] and len(report.workers) == 2
+    assert len(report.workers) == 2 and report.interrupted and report.exit_code == 130
+    assert [r.host for r in report.results] == [f"node{i}" for i in range(len(fleet.ports))]  # every host reported
+    assert all(isinstance(r.error, errors.Interrupted) and r.requests == [] for r in report.results)
+    assert all("nothing was sent" in r.error.message for r in report.results if r.error)
     assert fleet.stats()["requests"] == 0
 
 
@@ -163,10 +166,13 @@ def test_ctrl_c_on_the_process_group_stops_new_work_in_every_worker(users_file: 
         invokes = slow.stats()["invokes"]
     assert proc.returncode == 130, err
     lines = [first] + [json.loads(line) for line in out.splitlines()]
-    finished = [line for line in lines if "host" in line]
-    assert all(r["status"] == "ok" for r in finished)
-    assert 1 <= len(finished) < 8 and lines[-1]["summary"]["interrupted"] is True
-    assert invokes == len(finished)  # every host that was started finished and was printed
+    reported = [line for line in lines if "host" in line]
+    finished = [r for r in reported if r["status"] == "ok"]
+    assert len(reported) == 8 and lines[-1]["summary"]["interrupted"] is True  # every host accounted for
+    assert 1 <= len(finished) < 8
+    assert invokes == len(finished)  # every KillJob that was sent finished and was printed as ok
+    for other in (r for r in reported if r["status"] != "ok"):
+        assert other["error"]["type"] == "interrupted" and other["requests"] == []
     assert "interrupted" in err and "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
@@ -206,16 +212,26 @@ def test_workers_stop_starting_hosts_when_their_parent_is_killed(users_file: Pat
 
 
 def test_a_second_ctrl_c_ends_the_workers_at_once(users_file: Path) -> None:
-    with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=400) as slow:
+    with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=2000) as slow:
         proc, _ = _kill_everywhere(slow)
         workers = _children_of(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
-        time.sleep(0.2)
+        assert proc.stderr is not None and proc.stdout is not None
+        for line in proc.stderr:  # wait until the first Ctrl-C was handled, so the two cannot merge
+            if "Ctrl-C again" in line:
+                break
         os.killpg(proc.pid, signal.SIGINT)  # do not wait for the running hosts
-        _, err = proc.communicate(timeout=10)
+        out = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and CANARY_PASSWORD not in err
     assert workers and not any(_running(pid) for pid in workers)
+    reported = [json.loads(line) for line in out.splitlines() if '"host"' in line]
+    # The hosts whose KillJob was on the wire are reported at once, as such, not waited for.
+    cut = [r for r in reported if r["error"] and "on the wire" in r["error"]["message"]]
+    assert cut and all(r["changed"] is None for r in cut)
+    assert all(r["requests"] == [{"request": "KillJob", "outcome": "in flight"}] for r in cut)
 
 
 # At most: per slot, the host whose result was written before the close, the one whose write
@@ -259,7 +275,9 @@ def test_fork_is_not_chosen_while_another_thread_runs() -> None:
     finally:
         release.set()
         other.join()
-    assert fanout._fork_is_safe() is (threading.active_count() == 1)
+    # Alone again, the documented rule applies: one worker per usable CPU and per 64 hosts.
+    assert threading.active_count() == 1, "a thread left over from another test"
+    assert fanout.plan_processes(1000, 256) == min(fanout._usable_cpus(), 16)
 
 
 def _instances() -> list[errors.HvjobError]:

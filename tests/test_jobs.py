@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import job_id, options
+from conftest import CANARY_PASSWORD, job_id, options
 from hvjob import errors
 from hvjob.jobs import (
     JobClient,
+    JobFilter,
     JobState,
+    OperationResult,
     decode_embedded_instance,
     killjob_return_name,
     rsc_return_name,
@@ -220,9 +222,44 @@ def test_wait_outcomes(client: JobClient) -> None:
     required = client.wait(job_id(0x361), timeout=5, require_success=True)
     assert isinstance(required.error, errors.JobFailed)
     late = client.wait(job_id(0x362), timeout=0.1)
-    assert isinstance(late.error, errors.RequestTimedOut) and late.error.type == "timeout"
-    gone = client.wait(job_id(0x331), timeout=5)
-    assert gone.ok and gone.gone and gone.job_state is None
+    assert isinstance(late.error, errors.WaitTimedOut) and late.error.type == "wait_timeout"
+    assert late.job_state is JobState.RUNNING and late.found is True  # what the last poll read
+    assert late.status == "failed" and not isinstance(late.error, errors.TransportError)
+
+
+def test_wait_on_a_job_never_seen_is_not_found_whatever_require_success_says(client: JobClient) -> None:
+    for require_success in (False, True):
+        typo = client.wait(job_id(0x331), timeout=5, require_success=require_success)  # never there
+        assert isinstance(typo.error, errors.ResourceNotFound) and typo.gone and typo.found is False
+        assert typo.status == "failed"
+
+
+def test_wait_on_a_job_that_vanishes_after_being_seen(client: JobClient) -> None:
+    vanished = client.wait(job_id(0x332), timeout=5)  # read Running, then gone
+    assert vanished.ok and vanished.gone and vanished.found is True and vanished.succeeded is None
+    assert "vanished" in vanished.notes[0]
+    assert [r.found for r in vanished.requests] == [True, False]
+
+
+def test_wait_requiring_success_of_a_job_that_vanished_fails(client: JobClient) -> None:
+    vanished = client.wait(job_id(0x332), timeout=5, require_success=True)
+    assert isinstance(vanished.error, errors.JobFailed) and vanished.gone
+
+
+def test_stop_wait_that_times_out_keeps_the_accepted_stop(client: JobClient) -> None:
+    result = client.stop(job_id(0x303), wait=True, timeout=0.05)
+    assert (result.changed, result.method, result.return_value) == (True, "RequestStateChange", 4096)
+    assert isinstance(result.error, errors.WaitTimedOut) and result.status == "failed"
+    assert result.job_state is JobState.RUNNING and result.found is True
+
+
+def test_stop_wait_that_loses_the_connection_keeps_the_accepted_stop(client: JobClient) -> None:
+    result = client.stop(job_id(0x304), wait=True, timeout=5)
+    assert (result.changed, result.method, result.return_value) == (True, "RequestStateChange", 4096)
+    assert isinstance(result.error, errors.ConnectionFailed)
+    assert result.status == "failed"  # the node answered the stop: it is not unreachable
+    assert [r.request for r in result.requests][:2] == ["Get", "RequestStateChange"]
+    assert result.requests[1].accepted
 
 
 def test_list_pulls_every_page(client: JobClient, http_server: FakeWinRMServer) -> None:
@@ -242,7 +279,10 @@ def test_abandoned_enumeration_is_released(client: JobClient, http_server: FakeW
 def test_show_types_the_job(client: JobClient) -> None:
     result = client.show(job_id(0x360))
     props = result.properties or {}
-    assert props["Cancellable"] == "true" and props["StartTime"].startswith("2026-11-25T03:02:11")
+    assert props["Cancellable"] is True and props["StartTime"].startswith("2026-11-25T03:02:11")
+    assert props["JobState"] == 4 and props["PercentComplete"] == 50 and props["ErrorCode"] == 0
+    assert props["ElapsedTime"] == 252.5 and props["OperationalStatus"] == [2]
+    assert props["Owner"] == "CONTOSO\\backup-svc" and props["Name"] == "Export reference point"
     job = client.get_job(job_id(0x361))
     assert job.cancellable is True and job.percent_complete == 40 and job.job_type == 97
     assert job.elapsed_time is not None and job.elapsed_time.total_seconds() == 252.5
@@ -285,3 +325,100 @@ def test_kill_skip_terminal_is_idempotent(http_server: FakeWinRMServer) -> None:
         assert (second.changed, second.method, second.error) == (False, "Get", None)
         assert second.job_state == JobState.KILLED
     assert [a.rsplit("/", 1)[-1] for a, _ in http_server.stats.served].count("KillJob") == 1
+
+
+# --- the library's surface --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["identify", "show", "list", "kill", "stop", "stop_all", "stop_many", "wait", "errors"]
+)
+def test_operations_keep_their_signatures_through_the_decorator(name: str) -> None:
+    import inspect
+
+    method = getattr(JobClient, name)
+    signature = inspect.signature(method)
+    assert "args" not in signature.parameters and "kwargs" not in signature.parameters
+    assert next(iter(signature.parameters)) == "self" and method.__doc__
+    assert signature.return_annotation in ("OperationResult", OperationResult)
+
+
+def test_stop_signature_names_its_options() -> None:
+    import inspect
+
+    assert list(inspect.signature(JobClient.stop).parameters) == [
+        "self", "job_id", "mode", "method", "wait", "timeout", "force", "missing_ok", "timeout_period",
+    ]  # fmt: skip
+
+
+def test_connect_is_the_one_obvious_entry_point(http_server: FakeWinRMServer) -> None:
+    import hvjob
+
+    assert {"connect", "JobClient", "JobState", "ConnectionOptions", "HvjobError"} <= set(hvjob.__all__)
+    with hvjob.connect(http_server.url, username="alice", password=CANARY_PASSWORD, scheme="http") as client:
+        result = client.stop(job_id(0x300))
+        assert result.ok and result.changed is True and isinstance(client, hvjob.JobClient)
+    assert client.session._session is None  # closed by the context manager
+
+
+def test_list_jobs_are_typed_like_show(client: JobClient) -> None:
+    jobs = client.list().jobs or []
+    assert {type(j["JobState"]) for j in jobs} == {int} and {type(j["PercentComplete"]) for j in jobs} == {int}
+    assert all(isinstance(j["Cancellable"], bool) for j in jobs)
+
+
+def test_job_filter_by_state_age_owner_and_name(client: JobClient) -> None:
+    running = client.list([JobState.RUNNING]).jobs or []
+    assert len(running) == 3
+    assert client.list(where=JobFilter.of(["Running"], owner="contoso\\BACKUP-SVC")).jobs == running
+    assert client.list(where=JobFilter.of(["running"], owner="CONTOSO\\someone-else")).jobs == []
+    assert client.list(where=JobFilter.of([4], name="*volume1\\backup*")).jobs == running  # ExportDirectory
+    assert client.list(where=JobFilter.of([4], name="VMGroup9")).jobs == []
+    assert client.list(where=JobFilter.of([4], older_than=60)).jobs == running  # ElapsedTime 252.5 s
+    assert client.list(where=JobFilter.of([4], older_than=300)).jobs == []
+    with pytest.raises(errors.UsageError):
+        JobFilter.of(["Sleeping"])
+
+
+def test_stop_all_is_a_library_call(client: JobClient, http_server: FakeWinRMServer) -> None:
+    result = client.stop_all([JobState.RUNNING])
+    assert [j["job"] for j in result.jobs or []] == [job_id(0x400), job_id(0x401), job_id(0x404)]
+    assert result.notes[-1] == "3 job(s) selected, 0 failed"
+    assert [j["gone"] for j in result.jobs or []] == [True, True, True]  # these list fixtures have no Get
+
+
+def test_kill_job_first_falls_back_on_hyper_v_not_supported(client: JobClient, http_server: FakeWinRMServer) -> None:
+    result = client.stop(job_id(0x353), method="kill-job-first")
+    assert result.ok and result.changed is True and result.method == "RequestStateChange"
+    assert result.notes[0] == "KillJob returned 32770 (Vendor Specific: Hyper-V's Not Supported); falling back"
+
+
+def test_a_set_cancel_sends_nothing_more(http_server: FakeWinRMServer) -> None:
+    import threading
+
+    cancel = threading.Event()
+    cancel.set()
+    with WsmanSession(http_server.url, options(scheme="http")) as session:
+        result = JobClient(session, cancel=cancel).stop(job_id(0x300))
+    assert isinstance(result.error, errors.Interrupted) and result.requests == []
+    assert http_server.stats.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("job", "method", "expected"),
+    [
+        (0x311, "auto", ["Get", "RequestStateChange", "KillJob"]),  # RequestStateChange returns 1: fallback
+        (0x352, "kill-job-first", ["Get", "KillJob", "RequestStateChange"]),
+        (0x336, "auto", ["Get", "RequestStateChange", "Get"]),  # w:TimedOut: the job is read once more
+    ],
+)
+def test_the_dry_run_plan_covers_what_stop_sends(client: JobClient, job: int, method: str, expected: list[str]) -> None:
+    sent = [r.request for r in client.stop(job_id(job), method=method).requests]  # type: ignore[arg-type]
+    assert sent == expected
+    planned = [
+        p.request.method if p.request.operation == "Invoke" else p.request.operation
+        for p in client.plan("stop", job_id(job), method=method)  # type: ignore[arg-type]
+    ]
+    position = 0
+    for name in sent:  # what was sent is the plan's requests, in the plan's order, some skipped
+        position = planned.index(name, position) + 1

@@ -27,7 +27,9 @@ Each class has an ``error_type`` that every front end (library result, CLI JSON,
     │   └── InvalidHeader               a:InvalidMessageInformationHeader, 0x8033800F
     ├── MethodFailed                    "method"          a WMI method returned a non-zero ReturnValue
     ├── JobNotCancellable               "method"          Cancellable is false; nothing was sent
-    └── JobFailed                       "method"          the job ended unsuccessfully (wait --require-success)
+    ├── JobFailed                       "method"          the job ended unsuccessfully (wait --require-success)
+    ├── WaitTimedOut                    "wait_timeout"    the job was still running when the wait ran out
+    └── Interrupted                     "interrupted"     Ctrl-C: the operation stopped before its next request
 
 Errors never carry credentials: the transport redacts them before an error is built, and
 ``request_xml``/``response_xml`` are the SOAP payloads after decryption, which hold none.
@@ -43,6 +45,7 @@ __all__ = [
     "CannotProcessFilter",
     "ConnectionFailed",
     "HvjobError",
+    "Interrupted",
     "InvalidHeader",
     "InvalidSelectors",
     "JobFailed",
@@ -63,6 +66,7 @@ __all__ = [
     "UnexpectedAction",
     "UsageError",
     "WSManFault",
+    "WaitTimedOut",
     "fault_class_for",
 ]
 
@@ -386,3 +390,21 @@ class JobFailed(HvjobError):
     """The waited-on job reached a terminal state other than success, and success was required."""
 
     error_type = "method"
+
+
+class WaitTimedOut(HvjobError):
+    """The job was still running (read, and not terminal) when the wait's own time limit passed.
+
+    Not a network time-out: every request was answered. The CLI exits 4 for it (docs/cli.md).
+    """
+
+    error_type = "wait_timeout"
+
+
+class Interrupted(HvjobError):
+    """The user interrupted (Ctrl-C) and the operation stopped before sending its next request.
+
+    ``OperationResult.requests`` says what had been sent and answered before that.
+    """
+
+    error_type = "interrupted"

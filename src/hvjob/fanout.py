@@ -1,8 +1,10 @@
 """Run one job operation on many hosts at once, and discover the nodes of a failover cluster.
 
 Concurrency is bounded; every host has its own session (one authenticated keep-alive connection),
-so a slow or dead host holds only its own slot, up to its own timeouts. Ctrl-C stops new work, lets
-running requests finish or time out, and still returns what finished.
+so a slow or dead host holds only its own slot, up to its own timeouts. Every host gets a result.
+The first Ctrl-C sends no further request on any host (one already on the wire may finish) and
+reports, per host, what was sent and what is unknown; a second Ctrl-C stops waiting for the
+requests still on the wire and reports them as unanswered.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ import resource
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import connection as mp_connection
 from typing import Any, Protocol, cast
+from urllib.parse import urlsplit, urlunsplit
 
-from hvjob.errors import HvjobError, OutcomeUnknown, ProtocolError, UsageError
-from hvjob.jobs import JobClient, OperationResult
+from hvjob.errors import HvjobError, Interrupted, OutcomeUnknown, ProtocolError, UsageError
+from hvjob.jobs import CancelFlag, JobClient, JobFilter, OperationResult, SentRequest
 from hvjob.recorder import FixtureRecorder
-from hvjob.transport import ConnectionOptions, WsmanSession
+from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
 from hvjob.wire import build, ns
 from hvjob.wire.parse import EnumerationPage
 
@@ -46,11 +50,17 @@ Operation = Callable[[JobClient], OperationResult]
 
 @dataclass
 class FanoutReport:
-    """Results in host order, and the summary of docs/cli.md."""
+    """Results in host order (one per host), and the summary of docs/cli.md.
+
+    ``interrupted``: Ctrl-C (or the caller's ``cancel``) stopped the fan-out. ``forced``: a second
+    Ctrl-C stopped it waiting for requests still on the wire; their threads may still be running,
+    so a program should exit soon after reporting (the CLI does, at once).
+    """
 
     command: str
     results: list[OperationResult]
     interrupted: bool = False
+    forced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     workers: list[WorkerStats] = field(default_factory=list)  # empty when the fan-out ran in threads here
 
@@ -67,13 +77,16 @@ class FanoutReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all ok; 3 some host unreachable; 1 some failed; 130 interrupted."""
+        """0 all ok; 3 some host unreachable; 1 some failed; 4 only waits that ran out; 130 interrupted."""
         if self.interrupted:
             return 130
         statuses = {r.status for r in self.results}
         if "unreachable" in statuses:
             return 3
-        if "failed" in statuses:
+        failed = [r for r in self.results if r.status == "failed"]
+        if failed and all(r.error is not None and r.error.type == "wait_timeout" for r in failed):
+            return 4
+        if failed:
             return 1
         return 0
 
@@ -97,13 +110,16 @@ def run(
 
     ``processes`` spreads the hosts over that many forked worker processes, each with its own
     threads and GIL, for fan-outs too large for one core (None: :func:`plan_processes` decides;
-    1: threads in this process only). ``on_result`` is always called in this process.
+    1: threads in this process only). ``on_result`` is always called in this process. Setting
+    ``cancel`` (or Ctrl-C, when called from the main thread) stops every host before its next
+    request; hosts not started by then are reported as not contacted.
     """
     if concurrency < 1:
         raise UsageError("concurrency must be at least 1")
     if processes is not None and processes < 1:
         raise UsageError("processes must be at least 1")
     cancel = cancel or threading.Event()
+    abandon = threading.Event()
     work = _Work(command, operation, client_options, record_dir)
     indexed = list(enumerate(targets))
     results: dict[int, OperationResult] = {}
@@ -115,12 +131,15 @@ def run(
 
     workers = plan_processes(len(targets), concurrency, processes)
     stats: list[WorkerStats] = []
-    if workers > 1:
-        interrupted = _run_processes(work, indexed, workers, concurrency, deliver, cancel, stats)
-    else:
-        interrupted = _run_threads(work, indexed, concurrency, deliver, cancel)
+    with _InterruptsToEvents(cancel, abandon) as interrupts:
+        if workers > 1:
+            _run_processes(work, indexed, workers, concurrency, deliver, cancel, abandon, stats)
+        else:
+            _run_threads(work, indexed, concurrency, deliver, cancel, abandon, announce=True)
     ordered = [results[i] for i in sorted(results)]
-    return FanoutReport(command, ordered, interrupted=interrupted, workers=stats)
+    return FanoutReport(
+        command, ordered, interrupted=cancel.is_set() or interrupts.caught, forced=abandon.is_set(), workers=stats
+    )
 
 
 @dataclass(frozen=True)
@@ -132,7 +151,9 @@ class _Work:
     client_options: Mapping[str, Any] | None
     record_dir: str | None
 
-    def on(self, target: HostTarget, recorders: list[FixtureRecorder]) -> OperationResult:
+    def on(
+        self, index: int, target: HostTarget, recorders: list[FixtureRecorder], cancel: CancelFlag, live: _Live
+    ) -> OperationResult:
         recorder = None
         if self.record_dir:
             recorder = FixtureRecorder(
@@ -144,8 +165,12 @@ class _Work:
             recorders.append(recorder)
         try:
             with WsmanSession(target.address, target.options, recorder=recorder) as session:
-                client = JobClient(session, **dict(self.client_options or {}))
-                result = self.operation(client)
+                client = JobClient(session, cancel=cancel, **dict(self.client_options or {}))
+                live.started(index, client)
+                try:
+                    result = self.operation(client)
+                finally:
+                    live.finished(index)
         except HvjobError as exc:
             result = OperationResult(target.address, self.command, error=exc)
         except Exception as exc:  # never a traceback for the user; logged for -v
@@ -160,12 +185,59 @@ class _Work:
             result.error.drop_tracebacks()  # logged already; a thousand kept tracebacks are not
         return result
 
+    def not_contacted(self, target: HostTarget) -> OperationResult:
+        error = Interrupted("interrupted before this host was contacted; nothing was sent", host=target.name)
+        return OperationResult(target.name, self.command, error=error)
+
+    def abandoned(self, target: HostTarget, sent: list[SentRequest]) -> OperationResult:
+        """The report of a host whose operation was still running when the fan-out stopped waiting."""
+        done = ", ".join(f"{r.request} ({r.outcome})" for r in sent) or "nothing"
+        unanswered = [r for r in sent if r.outcome in ("in flight", "unknown")]
+        error = Interrupted(
+            f"interrupted with a request on the wire; sent: {done}"
+            + ("; whether the unanswered request ran is unknown" if unanswered else ""),
+            host=target.name,
+        )
+        result = OperationResult(target.name, self.command, error=error, requests=sent)
+        result.job = next((r.job for r in sent if r.job), None)
+        mutating = [r for r in sent if r.mutating]
+        if any(r.accepted for r in mutating):
+            result.changed = True
+        elif any(r.outcome in ("in flight", "unknown") for r in mutating):
+            result.changed = None
+        return result
+
+
+class _Live:
+    """The clients of the hosts whose operation is running now, for an interrupted fan-out's report."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[int, JobClient] = {}
+
+    def started(self, index: int, client: JobClient) -> None:
+        with self._lock:
+            self._clients[index] = client
+
+    def finished(self, index: int) -> None:
+        with self._lock:
+            self._clients.pop(index, None)
+
+    def requests_of(self, index: int) -> list[SentRequest]:
+        with self._lock:
+            client = self._clients.get(index)
+        return client.requests_in_progress() if client is not None else []
+
+
+def _announce_interrupt() -> None:
+    log.warning("interrupted: no further request will be sent; finishing those on the wire (Ctrl-C again to stop)")
+
 
 class _Cancelled(Exception):
     pass
 
 
-class _CancelFlag(Protocol):
+class _Flag(Protocol):
     def is_set(self) -> bool: ...
 
 
@@ -174,56 +246,73 @@ def _run_threads(
     indexed: list[tuple[int, HostTarget]],
     concurrency: int,
     deliver: Callable[[int, OperationResult], None],
-    cancel: _CancelFlag,
-) -> bool:
-    """Run the hosts in a thread pool; deliver each result as it finishes. True if interrupted."""
-    recorders: list[FixtureRecorder] = []
+    cancel: _Flag,
+    abandon: _Flag,
+    *,
+    announce: bool = False,
+) -> None:
+    """Run the hosts in a thread pool; deliver one result per host, each as soon as it is known.
 
-    def task(target: HostTarget) -> OperationResult:
+    Once ``cancel`` is set, hosts not started are delivered as not contacted and running ones stop
+    before their next request; once ``abandon`` is set, the hosts still running are delivered at once
+    with what they had sent (see :meth:`_Work.abandoned`) and their threads are left to finish.
+    """
+    recorders: list[FixtureRecorder] = []
+    live = _Live()
+
+    def task(index: int, target: HostTarget) -> OperationResult:
         if cancel.is_set():
             raise _Cancelled
-        return work.on(target, recorders)
+        return work.on(index, target, recorders, cancel, live)
 
-    interrupted = False
     executor = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(indexed))), thread_name_prefix="hvjob")
-    futures: dict[Future[OperationResult], int] = {}
-    delivered: set[int] = set()
+    futures: dict[Future[OperationResult], tuple[int, HostTarget]] = {}
+    left = False
 
     def collect(future: Future[OperationResult]) -> None:
-        index = futures[future]
+        index, target = futures[future]
         try:
             result = future.result()
-        except _Cancelled:
-            return
-        delivered.add(index)
+        except (_Cancelled, CancelledError):
+            result = work.not_contacted(target)
         deliver(index, result)
 
     try:
         for index, target in indexed:
-            futures[executor.submit(task, target)] = index
+            futures[executor.submit(task, index, target)] = (index, target)
         pending = set(futures)
+        cancelled = False
         while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if cancel.is_set() and not cancelled:
+                cancelled = True
+                for future in pending:
+                    future.cancel()  # queued hosts never start
+                if announce:
+                    _announce_interrupt()
+            if abandon.is_set():
+                left = True
+                break
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in done:
                 collect(future)
-    except KeyboardInterrupt:
-        interrupted = True
-        executor.shutdown(wait=True, cancel_futures=True)  # queued hosts are never started
-        for future, index in futures.items():
-            if future.done() and not future.cancelled() and index not in delivered:
+        for future in pending:  # abandoned: running hosts report what they had sent
+            if future.done():
                 collect(future)
+            else:
+                index, target = futures[future]
+                deliver(index, work.abandoned(target, live.requests_of(index)))
     except BaseException:
         # Results can no longer be delivered (say the output pipe closed): start no other host.
-        executor.shutdown(wait=True, cancel_futures=True)
+        for future in futures:
+            future.cancel()
         raise
     finally:
-        executor.shutdown(wait=True)
+        executor.shutdown(wait=not left, cancel_futures=True)
         for recorder in recorders:
             try:
                 recorder.save()
             except OSError as exc:
                 log.warning("cannot write recording: %s", exc)
-    return interrupted
 
 
 # --- worker processes ----------------------------------------------------------------------------
@@ -284,61 +373,78 @@ def _run_processes(
     concurrency: int,
     deliver: Callable[[int, OperationResult], None],
     cancel: threading.Event,
+    abandon: threading.Event,
     stats: list[WorkerStats],
-) -> bool:
+) -> None:
     """Fork ``workers`` processes, each running a share of the hosts in its own thread pool.
 
-    Results come back pickled over one pipe per worker. Workers ignore SIGINT: Ctrl-C here sets a
-    shared event, so every worker stops starting hosts and lets running ones finish, as threads
-    do. A worker that dies leaves its unfinished hosts with an ``outcome_unknown`` error. If a
-    worker cannot be started, none starts work and the fan-out runs in threads here instead.
+    Results come back pickled over one pipe per worker. Workers ignore SIGINT: Ctrl-C here sets
+    ``cancel`` (then ``abandon``), which this process passes on through shared events, so workers
+    behave as threads do. A worker that dies leaves its unreported hosts with an
+    ``outcome_unknown`` error. If a worker cannot be started, none starts work and the fan-out runs
+    in threads here instead.
     """
     context = multiprocessing.get_context("fork")
-    stop, go = context.Event(), context.Event()
+    stop, give_up, go = context.Event(), context.Event(), context.Event()
     shares = [indexed[i::workers] for i in range(workers)]
     slots = [concurrency // workers + (1 if i < concurrency % workers else 0) for i in range(workers)]
-    delivered: set[int] = set()
-    peaks: dict[int, float] = {}
-    garbled: set[int] = set()
-    with _InterruptsToEvent(stop) as interrupts:
-        running = _start_workers(context, work, shares, slots, stop, go)
-        if running is not None:
-            if cancel.is_set():
-                stop.set()
-            go.set()
-            try:
-                _receive(running, deliver, delivered, peaks, garbled, cancel, stop)
-            except BaseException:
-                stop.set()  # results can no longer be delivered: no worker starts another host
-                raise
-            finally:
-                for process, reader, _ in running:
-                    if interrupts.forced and process.is_alive():
-                        process.terminate()
-                    process.join()
-                    reader.close()
+    received = _Received()
+    running = _start_workers(context, work, shares, slots, stop, give_up, go)
     if running is None:
-        return _run_threads(work, indexed, concurrency, deliver, cancel)
+        _run_threads(work, indexed, concurrency, deliver, cancel, abandon)
+        return
+    if cancel.is_set():
+        stop.set()
+    go.set()
+    try:
+        _receive(running, deliver, received, cancel, abandon, stop, give_up)
+    except BaseException:
+        stop.set()  # results can no longer be delivered: no worker starts another host
+        raise
+    finally:
+        for process, reader, _ in running:
+            process.join(timeout=None if not abandon.is_set() else _ABANDON_GRACE)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+            reader.close()
     for process, _, share in running:
-        stats.append(WorkerStats(process.pid, len(share), peaks.get(process.pid), process.exitcode))
-        if process.pid in peaks and process.pid not in garbled:
-            continue  # it finished: hosts it did not report were cancelled before they started
-        if process.pid in garbled:
+        stats.append(WorkerStats(process.pid, len(share), received.peaks.get(process.pid), process.exitcode))
+        if process.pid in received.peaks and process.pid not in received.garbled:
+            continue  # it finished and reported every one of its hosts
+        if process.pid in received.garbled:
             why = "its worker process sent a result that could not be read"
         else:
             why = f"its worker process ended unexpectedly (exit code {process.exitcode})"
         for index, target in share:
-            if index not in delivered:
+            if index not in received.delivered:
                 error = OutcomeUnknown(f"{why}; whether the operation ran is unknown", host=target.name)
                 deliver(index, OperationResult(target.name, work.command, error=error))
-    return interrupts.caught
 
+
+#: Seconds workers get, after a second Ctrl-C, to report their running hosts before they are killed.
+_ABANDON_GRACE = 3.0
 
 _Running = list[tuple[Any, Any, list[tuple[int, HostTarget]]]]
 
 
+@dataclass
+class _Received:
+    """What the workers reported: the hosts delivered, each worker's peak RSS, unreadable senders."""
+
+    delivered: set[int] = field(default_factory=set)
+    peaks: dict[int, float] = field(default_factory=dict)
+    garbled: set[int] = field(default_factory=set)
+
+
 def _start_workers(
-    context: Any, work: _Work, shares: list[list[tuple[int, HostTarget]]], slots: list[int], stop: Any, go: Any
+    context: Any,
+    work: _Work,
+    shares: list[list[tuple[int, HostTarget]]],
+    slots: list[int],
+    stop: Any,
+    give_up: Any,
+    go: Any,
 ) -> _Running | None:
     """Fork one worker per share; each waits for ``go``. None, with no host touched, if fork fails."""
     running: _Running = []
@@ -348,7 +454,7 @@ def _start_workers(
             reader, writer = context.Pipe(duplex=False)
             process = context.Process(
                 target=_worker,
-                args=(writer, work, share, slot, stop, go, os.getpid()),
+                args=(writer, work, share, slot, stop, give_up, go, os.getpid()),
                 name="hvjob-fanout",
                 daemon=True,
             )
@@ -374,18 +480,29 @@ def _start_workers(
 def _receive(
     running: _Running,
     deliver: Callable[[int, OperationResult], None],
-    delivered: set[int],
-    peaks: dict[int, float],
-    garbled: set[int],
+    received: _Received,
     cancel: threading.Event,
+    abandon: threading.Event,
     stop: Any,
+    give_up: Any,
 ) -> None:
-    """Deliver results as workers send them, until every worker has closed its pipe."""
+    """Deliver results as workers send them, until every worker has closed its pipe (or, once
+    abandoned, until the grace period is over)."""
     open_readers: dict[Any, int] = {reader: process.pid for process, reader, _ in running}
+    deadline: float | None = None
+    announced = False
     while open_readers:
         if cancel.is_set():
             stop.set()
-        for ready in mp_connection.wait(list(open_readers), timeout=0.2):
+            if not announced:
+                announced = True
+                _announce_interrupt()
+        if abandon.is_set() and deadline is None:
+            give_up.set()
+            deadline = time.monotonic() + _ABANDON_GRACE
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        for ready in mp_connection.wait(list(open_readers), timeout=0.1):
             try:
                 message: tuple[Any, ...] = cast(Any, ready).recv()
             except (EOFError, OSError):  # the worker has exited
@@ -393,32 +510,36 @@ def _receive(
                 continue
             except Exception:  # a message that does not unpickle: its host is reported lost
                 log.debug("unreadable result from worker %s", open_readers[ready], exc_info=True)
-                garbled.add(open_readers[ready])
+                received.garbled.add(open_readers[ready])
                 continue
             if message[0] == "result":
-                delivered.add(message[1])
+                received.delivered.add(message[1])
                 deliver(message[1], message[2])
             else:  # ("done", peak RSS in MB)
-                peaks[open_readers[ready]] = message[1]
+                received.peaks[open_readers[ready]] = message[1]
 
 
-class _InterruptsToEvent:
-    """While active (main thread only): the first Ctrl-C sets ``event``; a second one raises."""
+class _InterruptsToEvents:
+    """While active (main thread only): the first Ctrl-C sets ``cancel``, a second ``abandon``.
 
-    def __init__(self, event: Any) -> None:
-        self.event = event
+    No KeyboardInterrupt is raised in the middle of the fan-out's bookkeeping, so whatever the
+    timing every host still gets its result.
+    """
+
+    def __init__(self, cancel: threading.Event, abandon: threading.Event) -> None:
+        self.cancel = cancel
+        self.abandon = abandon
         self.caught = False
-        self.forced = False
         self._previous: Any = None
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.caught:
-            self.forced = True
-            raise KeyboardInterrupt
+            self.abandon.set()
+            return
         self.caught = True
-        self.event.set()
+        self.cancel.set()
 
-    def __enter__(self) -> _InterruptsToEvent:
+    def __enter__(self) -> _InterruptsToEvents:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -449,10 +570,15 @@ def _worker(
     share: list[tuple[int, HostTarget]],
     concurrency: int,
     stop: Any,
+    give_up: Any,
     go: Any,
     parent: int,
 ) -> None:
-    """A forked worker: run ``share`` in threads, send each result, then ``("done", peak RSS MB)``."""
+    """A forked worker: run ``share`` in threads, send each result, then ``("done", peak RSS MB)``.
+
+    Told to give up (a second Ctrl-C), it reports its running hosts and exits without waiting for
+    their threads.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     halt = _WorkerStop(stop, parent)
@@ -470,12 +596,14 @@ def _worker(
         while not go.wait(0.5):
             if halt.parent_gone():
                 return
-        _run_threads(work, share, concurrency, send, halt)
+        _run_threads(work, share, concurrency, send, halt, give_up)
         writer.send(("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     except Exception:  # the parent reports this worker's unfinished hosts; no traceback here
         log.debug("fan-out worker failed", exc_info=True)
     finally:
         writer.close()
+    if give_up.is_set():
+        os._exit(0)  # threads still waiting on the network must not hold this process
 
 
 def _safe(name: str) -> str:
@@ -483,23 +611,36 @@ def _safe(name: str) -> str:
 
 
 # --- cluster -------------------------------------------------------------------------------------
+#
+# On a failover cluster the same job can be visible from several nodes (the cluster namespace) or
+# only from the node that owns it; hvjob cannot tell which from outside. Either way each job is
+# listed once and acted on once: by the first node, in the order the cluster reported its nodes,
+# that answers for it. The nodes that do not have it are not failures.
 
 
 def discover_cluster_nodes(target: HostTarget) -> list[str]:
     """Names of the failover cluster nodes, from ``MSCluster_Node`` in ``root/MSCluster``."""
     uri = ns.wmi_namespace_uri("root/MSCluster")
     names: list[str] = []
-    with WsmanSession(target.address, target.options) as session:
-        page = session.send(build.build_enumerate(session.header_options, uri, wql="SELECT * FROM MSCluster_Node"))
-        while True:
-            if not isinstance(page, EnumerationPage):
-                raise ProtocolError("cluster node enumeration returned no page", host=target.name)
-            names.extend(str(item.get("Name")) for item in page.items if item.get("Name"))
-            if page.end_of_sequence or not page.context:
-                break
-            page = session.send(build.build_pull(session.header_options, uri, page.context))
+    try:
+        with WsmanSession(target.address, target.options) as session:
+            page = session.send(build.build_enumerate(session.header_options, uri, wql="SELECT * FROM MSCluster_Node"))
+            while True:
+                if not isinstance(page, EnumerationPage):
+                    raise ProtocolError("cluster node enumeration returned no page", host=target.name)
+                names.extend(str(item.get("Name")) for item in page.items if item.get("Name"))
+                if page.end_of_sequence or not page.context:
+                    break
+                page = session.send(build.build_pull(session.header_options, uri, page.context))
+    except HvjobError as exc:
+        if exc.type in ("wsman_fault", "protocol"):
+            exc.message = (
+                f"cluster discovery (MSCluster_Node in root/MSCluster) failed: {exc.message}; "
+                "is this a failover cluster node with the cluster WMI provider?"
+            )
+        raise
     if not names:
-        raise ProtocolError("the cluster reported no nodes", host=target.name)
+        raise ProtocolError("the cluster reported no nodes (MSCluster_Node is empty)", host=target.name)
     return names
 
 
@@ -513,23 +654,45 @@ def resolve_address(name: str, resolve: Mapping[str, str], domain: str | None) -
     return name
 
 
-def dedupe_mutation(
+def cluster_targets(
+    seed: HostTarget, names: Iterable[str], resolve: Mapping[str, str], domain: str | None
+) -> list[HostTarget]:
+    """The discovered nodes as targets. Cluster nodes share their listener configuration, so a
+    node that ``resolve`` does not map is reached like the seed: same scheme, port and path."""
+    seed_url = urlsplit(endpoint_url(seed.address, seed.options))
+    targets = []
+    for name in names:
+        mapped = next((resolve[key] for key in (name, name.lower(), name.upper()) if key in resolve), None)
+        if mapped is None:
+            host = resolve_address(name, {}, domain)
+            netloc = f"[{host}]" if ":" in host else host
+            if seed_url.port is not None:
+                netloc += f":{seed_url.port}"
+            mapped = urlunsplit((seed_url.scheme, netloc, seed_url.path, "", ""))
+        targets.append(HostTarget(name, mapped, seed.options))
+    return targets
+
+
+def on_job_node(
     command: str,
     targets: list[HostTarget],
     job_id: str,
-    mutate: Operation,
+    operation: Operation,
     *,
-    concurrency: int,
-    client_options: Mapping[str, Any] | None = None,
-    missing_ok: bool,
+    missing_ok: bool = False,
+    concurrency: int = 32,
     processes: int | None = None,
+    client_options: Mapping[str, Any] | None = None,
     record_dir: str | None = None,
     on_result: Callable[[OperationResult], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> FanoutReport:
-    """Invoke a mutating method once per InstanceID, even when several cluster nodes can see it.
+    """Run a job operation once, on the cluster node that has the job.
 
-    Every node reads the job first; the first node (in order) that has it performs the mutation;
-    the others report unchanged with a note. Interrupted while reading, nothing is mutated.
+    Every node reads the job first; the first node (in order) that has it runs ``operation``; the
+    others report that the job is not there, or that they see it too and it was handled on that
+    node (ok, unchanged). When no node has it, every node reports it not found: an error unless
+    ``missing_ok``. Interrupted while reading, nothing is run.
     """
     probe = run(
         "show",
@@ -539,28 +702,42 @@ def dedupe_mutation(
         processes=processes,
         client_options=client_options,
         record_dir=record_dir,
+        cancel=cancel,
     )
     owners = [r.host for r in probe.results if r.ok]
     owner = owners[0] if owners and not probe.interrupted else None
     by_name = {t.name: t for t in targets}
-    results: list[OperationResult] = []
     acted: list[OperationResult] = []
-    interrupted = probe.interrupted
+    interrupted, forced = probe.interrupted, probe.forced
     if owner is not None:
         done = run(
-            command, [by_name[owner]], mutate, concurrency=1, client_options=client_options, record_dir=record_dir
+            command,
+            [by_name[owner]],
+            operation,
+            concurrency=1,
+            processes=1,
+            client_options=client_options,
+            record_dir=record_dir,
+            cancel=cancel,
         )
-        acted, interrupted = done.results, done.interrupted
+        acted, interrupted, forced = done.results, done.interrupted, done.forced
+    results: list[OperationResult] = []
     for seen in probe.results:
         if seen.host == owner and acted:
+            acted[0].requests = [*seen.requests, *acted[0].requests]  # the probe's Get was sent there too
             results.append(acted[0])
             continue
-        result = OperationResult(seen.host, command, job=job_id, method="Get", changed=False)
+        result = OperationResult(seen.host, command, job=job_id, method="Get", changed=False, requests=seen.requests)
+        result.found = seen.found
         if seen.ok:
-            result.notes.append(f"same job also visible here; acted once, on {owner}")
+            result.notes.append(f"the job is visible here too; handled once, on {owner}")
+        elif seen.gone and owner is not None:
+            result.notes.append(f"the job is not on this node (it is on {owner})")
         elif seen.gone:
             result.gone = True
-            if not missing_ok:
+            if missing_ok:
+                result.notes.append("the job is gone (not found on any node)")
+            else:
                 result.error = seen.error
         else:
             result.error = seen.error
@@ -568,8 +745,89 @@ def dedupe_mutation(
     if on_result is not None:
         for result in results:
             on_result(result)
-    report = FanoutReport(command, results, interrupted=interrupted)
+    report = FanoutReport(command, results, interrupted=interrupted, forced=forced)
     report.extra["job_found_on"] = owners
+    return report
+
+
+def list_once(report: FanoutReport) -> FanoutReport:
+    """A cluster-wide ``list``: each job under the first node that listed it, and only there."""
+    seen: dict[str, str] = {}
+    for result in report.results:
+        if result.jobs is None:
+            continue
+        kept, dropped = [], 0
+        for job in result.jobs:
+            job_id = str(job.get("InstanceID"))
+            if job_id in seen:
+                dropped += 1
+                continue
+            seen[job_id] = result.host
+            kept.append(job)
+        result.jobs = kept
+        if dropped:
+            result.notes.append(f"{dropped} job(s) also visible here are listed under the node that listed them first")
+    report.extra["jobs"] = len(seen)
+    return report
+
+
+def stop_selected_once(
+    targets: list[HostTarget],
+    selection: JobFilter,
+    stop_options: Mapping[str, Any],
+    *,
+    concurrency: int = 32,
+    processes: int | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    record_dir: str | None = None,
+    on_result: Callable[[OperationResult], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> FanoutReport:
+    """``stop --all`` on a cluster: select on every node, then stop each job once, on the first
+    node that listed it. The per-node results say which jobs each node stopped."""
+    listed = run(
+        "list",
+        targets,
+        lambda c: c.list(where=selection),
+        concurrency=concurrency,
+        processes=processes,
+        client_options=client_options,
+        record_dir=record_dir,
+        cancel=cancel,
+    )
+    list_once(listed)
+    assigned = {r.host: [str(j.get("InstanceID")) for j in r.jobs or []] for r in listed.results if r.ok}
+    stopped: dict[str, OperationResult] = {}
+    if not listed.interrupted:
+        workers = [t for t in targets if assigned.get(t.name)]
+        by_address = {t.address: assigned[t.name] for t in workers}
+        done = run(
+            "stop",
+            workers,
+            lambda c: c.stop_many(by_address[c.host], **stop_options),
+            concurrency=concurrency,
+            processes=processes,
+            client_options=client_options,
+            record_dir=record_dir,
+            cancel=cancel,
+        )
+        stopped = {r.host: r for r in done.results}
+        listed.interrupted, listed.forced = done.interrupted, done.forced
+    results: list[OperationResult] = []
+    for seen in listed.results:
+        if seen.host in stopped:
+            result = stopped[seen.host]
+            result.requests = [*seen.requests, *result.requests]
+        else:
+            result = OperationResult(seen.host, "stop", method="Enumerate", error=seen.error, requests=seen.requests)
+            result.jobs = []
+            result.notes = [*seen.notes, "no job selected here"] if seen.ok else list(seen.notes)
+        results.append(result)
+    if on_result is not None:
+        for result in results:
+            on_result(result)
+    report = FanoutReport("stop", results, interrupted=listed.interrupted, forced=listed.forced)
+    report.extra["jobs"] = listed.extra.get("jobs", 0)
     return report
 
 

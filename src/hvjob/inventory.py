@@ -1,7 +1,8 @@
 """Hosts and connection variables from an Ansible inventory, read by ansible-core's own API.
 
-Optional extra ``hvjob[ansible]``. Precedence: command-line options, then inventory variables,
-then defaults (docs/cli.md). Vaulted values work as in Ansible with ``--vault-password-file``.
+Optional extra ``hvjob[ansible]``. Precedence: what the user gave (on the command line or in the
+environment), then inventory variables, then defaults (docs/cli.md); a value the user typed wins
+even when it equals the default. Vaulted values work as in Ansible with ``--vault-password-file``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from hvjob.errors import UsageError
 from hvjob.fanout import HostTarget
 from hvjob.transport import ConnectionOptions
 
-_DEFAULTS = ConnectionOptions()
-
 
 def load_inventory(
-    source: str, patterns: tuple[str, ...], limit: str | None, cli: ConnectionOptions, vault_password_file: str | None
+    source: str,
+    patterns: tuple[str, ...],
+    limit: str | None,
+    cli: ConnectionOptions,
+    vault_password_file: str | None,
+    *,
+    explicit: frozenset[str] = frozenset(),
 ) -> list[HostTarget]:
+    """Targets for the inventory hosts matching ``patterns``. ``explicit``: the CLI options the
+    user gave (``scheme``, ``port``, ...), which win over the inventory."""
     try:
         from ansible.inventory.manager import InventoryManager
         from ansible.parsing.dataloader import DataLoader
@@ -45,7 +52,7 @@ def load_inventory(
         targets = []
         for host in hosts:
             hostvars = variables.get_vars(host=host)
-            targets.append(_target(host.name, hostvars, cli))
+            targets.append(_target(host.name, hostvars, cli, explicit))
     except UsageError:
         raise
     except Exception as exc:  # AnsibleError and friends: an unreadable inventory is a usage error
@@ -57,28 +64,25 @@ def load_inventory(
     return targets
 
 
-def _target(name: str, hostvars: dict[str, Any], cli: ConnectionOptions) -> HostTarget:
-    def pick(cli_value: Any, default: Any, var: str) -> Any:
-        # The command line wins where it differs from the default; then the inventory; then the default.
-        if cli_value != default:
+def _target(name: str, hostvars: dict[str, Any], cli: ConnectionOptions, explicit: frozenset[str]) -> HostTarget:
+    def pick(option: str, cli_value: Any, var: str, convert: Any = None) -> Any:
+        if option in explicit:
             return cli_value
-        return hostvars.get(var, default)
+        if var in hostvars and hostvars[var] is not None:
+            return convert(hostvars[var]) if convert else hostvars[var]
+        return cli_value  # the default
 
     validation = str(hostvars.get("ansible_winrm_server_cert_validation", "validate")).lower()
     password = cli.password if cli.password is not None else hostvars.get("ansible_password")
     options = replace(
         cli,
-        username=cli.username or hostvars.get("ansible_user"),
+        username=pick("username", cli.username, "ansible_user"),
         password=None if password is None else str(password),
-        transport=pick(cli.transport, _DEFAULTS.transport, "ansible_winrm_transport"),
-        scheme=pick(cli.scheme, _DEFAULTS.scheme, "ansible_winrm_scheme"),
-        port=cli.port if cli.port is not None else _int(hostvars.get("ansible_port")),
-        ca_trust_path=cli.ca_trust_path or hostvars.get("ansible_winrm_ca_trust_path"),
-        insecure=cli.insecure or validation == "ignore",
+        transport=pick("transport", cli.transport, "ansible_winrm_transport"),
+        scheme=pick("scheme", cli.scheme, "ansible_winrm_scheme"),
+        port=pick("port", cli.port, "ansible_port", int),
+        ca_trust_path=pick("ca_trust", cli.ca_trust_path, "ansible_winrm_ca_trust_path"),
+        insecure=cli.insecure or ("insecure" not in explicit and validation == "ignore"),
     )
     address = str(hostvars.get("ansible_host") or name)
     return HostTarget(name, address, options)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)

@@ -1,10 +1,11 @@
 """Hyper-V job operations: list, show, kill, request_state_change, stop, wait, errors.
 
-Semantics follow Microsoft's pages for the job classes (../shared/seeds, NOTES section 3): KillJob
-return values exactly as the seed's table; RequestStateChange decoded per class family; ``stop`` is
-idempotent (terminal or gone jobs are left alone) and honest (an Invoke whose outcome cannot be
-known is never reported as success or as a method failure). Every operation returns an
-:class:`OperationResult` instead of raising, so a fan-out can report every host.
+Semantics follow Microsoft's pages for the job classes (NOTES section 3): KillJob return values
+exactly as Microsoft's table for ``Msvm_CollectionReferencePointExportJob.KillJob``;
+RequestStateChange decoded per class family; ``stop`` is idempotent (terminal or gone jobs are left
+alone) and honest (an Invoke whose outcome cannot be known is never reported as success or as a
+method failure). Every operation returns an :class:`OperationResult` instead of raising, so a
+fan-out can report every host, and each result lists the requests it sent and what became of them.
 """
 
 from __future__ import annotations
@@ -12,27 +13,39 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import fnmatch
+import functools
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol
 
 from hvjob.errors import (
     HvjobError,
+    Interrupted,
     JobFailed,
     JobNotCancellable,
     MethodFailed,
     NotSupported,
     ProtocolError,
-    RequestTimedOut,
     ResourceNotFound,
     UsageError,
+    WaitTimedOut,
 )
 from hvjob.transport import WsmanSession
-from hvjob.wire import build, ns
+from hvjob.wire import build, ns, schema
 from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference
-from hvjob.wire.parse import CimInstance, EnumerationPage, MethodOutput, PropertyValue, identify_dict, jsonable
+from hvjob.wire.parse import (
+    CimInstance,
+    EnumerationPage,
+    MethodOutput,
+    PropertyValue,
+    Result,
+    identify_dict,
+    jsonable,
+)
 from hvjob.wire.xmlsafe import local, parse_xml
 
 DEFAULT_NAMESPACE = "root/HyperVCluster/v2"
@@ -98,7 +111,7 @@ TERMINAL_STATES = frozenset(
 
 # --- return values -------------------------------------------------------------------------------
 
-# The seed's table, word for word (KillJob of Msvm_CollectionReferencePointExportJob).
+# Microsoft's table for KillJob of Msvm_CollectionReferencePointExportJob, word for word.
 KILLJOB_RETURN = {
     0: "Success",
     1: "Not Supported",
@@ -142,7 +155,7 @@ RSC_HYPERV = {
 
 
 def killjob_return_name(value: int) -> str:
-    """The seed's meaning of a KillJob ReturnValue (unlisted values up to 32767 are DMTF Reserved)."""
+    """Microsoft's meaning of a KillJob ReturnValue (unlisted values up to 32767 are DMTF Reserved)."""
     if value in KILLJOB_RETURN:
         return KILLJOB_RETURN[value]
     if 0 <= value <= 32767:
@@ -175,47 +188,45 @@ def return_name(method: str, value: int, class_name: str) -> str:
     return "Success" if value == 0 else "Failed"
 
 
-def _not_supported(method: str, value: int) -> bool:
-    return value == 1 or (method == "RequestStateChange" and value == 32770)
+def _not_supported(value: int, class_name: str) -> bool:
+    """Every way a method's ReturnValue says "not supported": 1 (DMTF), or Hyper-V's vendor code
+    32770 on an ``Msvm_`` class, whichever method returned it (a fault is :class:`NotSupported`)."""
+    return value == 1 or (value == 32770 and class_name.startswith("Msvm_"))
 
 
 # --- the job model -------------------------------------------------------------------------------
 
 
-def _int(value: PropertyValue) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
+def _int(value: Any) -> int | None:
+    """The schema has typed what it knows; a class that omits a property from its documented
+    schema (JobType on the export job) may still send it as decimal text."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _bool(value: PropertyValue) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return {"true": True, "false": False}.get(value.strip().lower())
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
     return None
 
 
-def _str(value: PropertyValue) -> str | None:
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _time(value: PropertyValue) -> dt.datetime | None:
+def _time(value: Any) -> dt.datetime | None:
     return value.value if isinstance(value, CimDatetime) else None
 
 
-def _interval(value: PropertyValue) -> dt.timedelta | None:
+def _interval(value: Any) -> dt.timedelta | None:
     return value.value if isinstance(value, CimInterval) else None
 
 
 @dataclass(frozen=True)
 class Job:
-    """A CIM_ConcreteJob instance, typed. ``properties`` keeps every property as received."""
+    """A CIM_ConcreteJob instance, typed. ``properties`` keeps every property, typed by the class's
+    schema (:mod:`hvjob.wire.schema`); what the schema does not know stays as received."""
 
     instance_id: str
     class_name: str | None
@@ -233,11 +244,14 @@ class Job:
     time_of_last_state_change: dt.datetime | None
     time_before_removal: dt.timedelta | None
     job_type: int | None
+    owner: str | None
     properties: Mapping[str, PropertyValue] = field(repr=False)
 
     @classmethod
-    def from_instance(cls, instance: CimInstance) -> Job:
-        p = instance.properties
+    def from_instance(cls, instance: CimInstance, class_name: str | None = None) -> Job:
+        """``class_name``: the class asked for, when the reply does not name one (an XmlFragment)."""
+        name_of_class = instance.class_name or class_name
+        p = schema.typed_properties(name_of_class, instance.properties)
         instance_id = _str(p.get("InstanceID"))
         if not instance_id:
             raise ProtocolError("job instance has no InstanceID")
@@ -248,7 +262,7 @@ class Job:
             state = None  # a vendor state we do not know: keep the number
         return cls(
             instance_id=instance_id,
-            class_name=instance.class_name,
+            class_name=name_of_class,
             name=_str(p.get("Name")),
             job_state=state,
             job_state_value=state_value,
@@ -263,7 +277,8 @@ class Job:
             time_of_last_state_change=_time(p.get("TimeOfLastStateChange")),
             time_before_removal=_interval(p.get("TimeBeforeRemoval")),
             job_type=_int(p.get("JobType")),
-            properties=dict(p),
+            owner=_str(p.get("Owner")),
+            properties=p,
         )
 
     @property
@@ -279,18 +294,120 @@ class Job:
     def state_label(self) -> str | None:
         return state_label(self.job_state_value)
 
+    def age(self, now: dt.datetime | None = None) -> dt.timedelta | None:
+        """How long ago the job started: its ElapsedTime when it has one (the node's own count,
+        immune to clock skew between this host and the node), else now minus StartTime."""
+        if self.elapsed_time is not None and self.elapsed_time > dt.timedelta(0):
+            return self.elapsed_time
+        if self.start_time is None:
+            return None
+        start = self.start_time if self.start_time.tzinfo else self.start_time.replace(tzinfo=dt.timezone.utc)
+        return (now or dt.datetime.now(dt.timezone.utc)) - start
+
     def to_properties(self) -> dict[str, Any]:
-        """JSON-ready properties keyed by WMI property name."""
+        """JSON-ready properties keyed by WMI property name: integers, booleans, datetimes as
+        ISO 8601 text, intervals as seconds (docs/cli.md)."""
         data: dict[str, Any] = jsonable(dict(self.properties))
         return data
 
 
+#: Properties that ``JobFilter.name`` matches against: the job's name, its VM group, its export directory.
+NAME_PROPERTIES = ("Name", "ElementName", "CollectionId", "ReferencePointGroupId", "ExportDirectory")
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs an operation selects: every condition given must hold.
+
+    ``states``: JobState values (sent to the node in the WQL query). ``older_than``: started at
+    least that long ago (see :meth:`Job.age`). ``owner``: the Owner property, case-insensitively.
+    ``name``: a shell glob (``*VMGroup1*``), case-insensitive, over :data:`NAME_PROPERTIES`.
+    """
+
+    states: tuple[JobState, ...] = ()
+    older_than: dt.timedelta | None = None
+    owner: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        states: Iterable[JobState | int | str] | None = None,
+        *,
+        older_than: float | dt.timedelta | None = None,
+        owner: str | None = None,
+        name: str | None = None,
+    ) -> JobFilter:
+        """A filter from friendly values: states by member, number or name; ages in seconds."""
+        parsed = tuple(s if isinstance(s, JobState) else JobState.parse(str(s)) for s in states or ())
+        if isinstance(older_than, (int, float)):
+            if older_than < 0:
+                raise UsageError("older_than cannot be negative")
+            older_than = dt.timedelta(seconds=older_than)
+        return cls(parsed, older_than, owner, name)
+
+    def matches(self, job: Job, now: dt.datetime | None = None) -> bool:
+        if self.states and job.job_state not in self.states:
+            return False
+        if self.older_than is not None:
+            age = job.age(now)
+            if age is None or age < self.older_than:
+                return False
+        if self.owner is not None and (job.owner or "").casefold() != self.owner.casefold():
+            return False
+        if self.name is not None:
+            pattern = self.name.casefold()
+            values = [job.properties.get(p) for p in NAME_PROPERTIES]
+            if not any(isinstance(v, str) and fnmatch.fnmatchcase(v.casefold(), pattern) for v in values):
+                return False
+        return True
+
+
 # --- results -------------------------------------------------------------------------------------
+
+RequestOutcome = Literal["answered", "failed", "unknown", "in flight"]
+_MUTATING = frozenset({"KillJob", "RequestStateChange"})
+
+
+@dataclass
+class SentRequest:
+    """One request an operation sent, and what became of it.
+
+    ``outcome``: ``answered`` (a reply or a fault came back), ``failed`` (no usable reply, and the
+    request was safe or provably not acted on), ``unknown`` (a method was sent and no usable answer
+    came: it may have run), ``in flight`` (no answer yet: an interrupted fan-out reports these).
+    """
+
+    request: str  # Get, Enumerate, Pull, Release, or the method name of an Invoke
+    job: str | None
+    outcome: RequestOutcome = "in flight"
+    return_value: int | None = None
+    found: bool | None = None  # for a request about a job: whether the node had it
+
+    @property
+    def mutating(self) -> bool:
+        return self.request in _MUTATING
+
+    @property
+    def accepted(self) -> bool:
+        """A mutating method that the node accepted (0, or 4096 Transition Started)."""
+        return self.mutating and self.outcome == "answered" and self.return_value in (0, 4096)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"request": self.request, "outcome": self.outcome}
+        if self.return_value is not None:
+            data["return_value"] = self.return_value
+        return data
 
 
 @dataclass
 class OperationResult:
-    """What one operation did on one host. ``error`` is None when it succeeded."""
+    """What one operation did on one host. ``error`` is None when it succeeded.
+
+    ``changed``: True only if a mutating method was accepted, False only if none was sent (or one
+    was refused), None when it cannot be known. ``found``: whether the host had the job (None when
+    nothing was learnt). ``requests``: every request sent, in order, with its outcome.
+    """
 
     host: str
     command: str
@@ -302,6 +419,7 @@ class OperationResult:
     job_state_value: int | None = None
     error: HvjobError | None = None
     gone: bool = False
+    found: bool | None = None
     succeeded: bool | None = None
     properties: dict[str, Any] | None = None
     jobs: list[dict[str, Any]] | None = None
@@ -309,6 +427,7 @@ class OperationResult:
     identity: dict[str, Any] | None = None
     elapsed_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    requests: list[SentRequest] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -316,9 +435,11 @@ class OperationResult:
 
     @property
     def status(self) -> str:
+        """ok; unreachable (the host never answered anything); failed."""
         if self.error is None:
             return "ok"
-        return "unreachable" if self.error.unreachable else "failed"
+        answered = any(r.outcome == "answered" for r in self.requests)
+        return "unreachable" if self.error.unreachable and not answered else "failed"
 
     def raise_for_error(self) -> OperationResult:
         if self.error is not None:
@@ -332,15 +453,8 @@ class OperationResult:
 
     @property
     def job_seen(self) -> bool:
-        """The host showed that it has the job: it answered about it, or its method ran on it.
-
-        Hosts whose answer was lost or unusable are not counted: nothing is known of them.
-        """
-        if self.gone or self.job is None:
-            return False
-        if self.error is None:
-            return True
-        return self.error.type == "method" and self.return_value != 7  # 7: Not Found
+        """The host showed that it has the job (it answered about it, or its method ran on it)."""
+        return self.found is True
 
     def set_job(self, job: Job) -> None:
         """Remember what was read of the job: its state, and its properties for front ends to show."""
@@ -361,9 +475,11 @@ class OperationResult:
             "error": self.error.to_dict() if self.error is not None else None,
             "elapsed_ms": round(self.elapsed_ms, 1),
         }
+        if self.job is not None:
+            data["found"] = self.found
         if self.command == "list" or self.jobs is not None:  # stop --all reports each job it touched
             data["jobs"] = self.jobs or []
-        if self.command in ("show", "wait"):
+        if self.command in ("show", "wait") or (self.properties and self.command == "stop"):
             data["properties"] = self.properties
         if self.command == "wait":
             data["succeeded"] = self.succeeded
@@ -375,35 +491,74 @@ class OperationResult:
             data["gone"] = True
         if self.notes:
             data["notes"] = list(self.notes)
+        data["requests"] = [r.to_dict() for r in self.requests]
         return data
 
 
-def _timed(command: str) -> Callable[[Callable[..., OperationResult]], Callable[..., OperationResult]]:
-    """Time an operation and turn any escaped hvjob error into the result's error."""
+@dataclass(frozen=True)
+class PlannedRequest:
+    """A request an operation may send (``JobClient.plan``), and the condition it is sent under."""
 
-    def wrap(fn: Callable[..., OperationResult]) -> Callable[..., OperationResult]:
-        def inner(self: JobClient, *args: Any, **kwargs: Any) -> OperationResult:
+    when: str  # empty for a request that is always sent
+    request: build.WsmanRequest
+
+
+P = ParamSpec("P")
+_Operation = Callable[Concatenate["JobClient", P], OperationResult]
+
+
+def _timed(command: str) -> Callable[[_Operation[P]], _Operation[P]]:
+    """Time an operation, record the requests it sends, and turn an escaped hvjob error into the
+    result's error. ``functools.wraps`` keeps the signature for help(), IDEs and mypy."""
+
+    def wrap(fn: _Operation[P]) -> _Operation[P]:
+        @functools.wraps(fn)
+        def inner(self: JobClient, /, *args: P.args, **kwargs: P.kwargs) -> OperationResult:
             start = time.monotonic()
-            job = kwargs.get("job_id") or (args[0] if args and isinstance(args[0], str) else None)
+            first = args[0] if args and isinstance(args[0], str) else None
+            job = kwargs.get("job_id", first)
+            log: list[SentRequest] = []
+            self._logs.append(log)
             try:
                 result = fn(self, *args, **kwargs)
             except HvjobError as exc:
-                result = OperationResult(self.session.host, command, job=job, error=exc)
+                result = OperationResult(self.host, command, job=job if isinstance(job, str) else None, error=exc)
+            finally:
+                self._logs[:] = [other for other in self._logs if other is not log]  # by identity, not ==
+            result.requests = log
+            if result.job is not None and result.found is None:
+                result.found = _found(result.job, log)
             result.elapsed_ms = (time.monotonic() - start) * 1000
             return result
 
-        inner.__name__ = fn.__name__
-        inner.__doc__ = fn.__doc__
         return inner
 
     return wrap
+
+
+def _found(job_id: str, log: list[SentRequest]) -> bool | None:
+    """True if any answer showed the job; False if the answers only said it is not there."""
+    about = [r.found for r in log if r.job == job_id and r.found is not None]
+    if any(about):
+        return True
+    return False if about else None
+
+
+class CancelFlag(Protocol):
+    """What a client checks before each request: a ``threading.Event`` or the fan-out's flag."""
+
+    def is_set(self) -> bool: ...
 
 
 # --- the client ----------------------------------------------------------------------------------
 
 
 class JobClient:
-    """Job operations on one host, over one :class:`WsmanSession`."""
+    """Job operations on one host, over one :class:`WsmanSession`; a context manager that closes it.
+
+    ``cancel``: once set, no further request is sent (the operation ends with :class:`Interrupted`)
+    and a wait between polls ends at once.
+    """
 
     def __init__(
         self,
@@ -413,8 +568,9 @@ class JobClient:
         class_name: str = DEFAULT_CLASS,
         poll_initial: float = 0.5,
         poll_max: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         check: bool = False,
+        cancel: CancelFlag | None = None,
     ) -> None:
         if not _IDENTIFIER.fullmatch(class_name):
             raise UsageError(f"invalid WMI class name {class_name!r}")
@@ -428,22 +584,39 @@ class JobClient:
         self.poll_max = poll_max
         self.sleep = sleep
         self.check = check
+        self.cancel = cancel
+        self._logs: list[list[SentRequest]] = []  # one per operation in progress (stop_all nests stop)
 
     @property
     def host(self) -> str:
         return self.session.host
 
-    # --- primitives ------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"JobClient(session={self.session!r}, namespace={self.namespace!r}, class_name={self.class_name!r})"
+
+    def __enter__(self) -> JobClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- requests --------------------------------------------------------------------------
 
     def get_request(self, job_id: str, resource_uri: str | None = None) -> build.WsmanRequest:
         _check_id(job_id)
         return build.build_get(self.session.header_options, resource_uri or self.resource_uri, {"InstanceID": job_id})
 
-    def enumerate_request(self, states: list[JobState] | None = None, *, max_elements: int = 32) -> build.WsmanRequest:
+    def enumerate_request(
+        self, states: Iterable[JobState] | None = None, *, max_elements: int = 32
+    ) -> build.WsmanRequest:
         """A WQL Enumerate of the class against ``.../wmi/<namespace>/*`` (NOTES 1)."""
         wql = f"SELECT * FROM {self.class_name}"  # noqa: S608 (class name validated as an identifier)
-        if states:
-            wql += " WHERE " + " OR ".join(f"JobState = {int(s)}" for s in states)
+        wanted = list(states or ())
+        if wanted:
+            wql += " WHERE " + " OR ".join(f"JobState = {int(s)}" for s in wanted)
         uri = ns.wmi_namespace_uri(self.namespace)
         return build.build_enumerate(self.session.header_options, uri, wql=wql, max_elements=max_elements)
 
@@ -459,19 +632,75 @@ class JobClient:
     def identify_request() -> build.WsmanRequest:
         return build.build_identify()
 
+    def _send(self, request: build.WsmanRequest, job: str | None = None) -> Result:
+        """Every request goes through here: checked against ``cancel``, and recorded."""
+        name = request.method if request.operation == "Invoke" and request.method else request.operation
+        if self.cancel is not None and self.cancel.is_set():
+            raise Interrupted(f"interrupted before {name} was sent", host=self.host)
+        entry = SentRequest(name, job)
+        for log in self._logs:
+            log.append(entry)
+        try:
+            reply = self.session.send(request)
+        except ResourceNotFound:
+            entry.outcome, entry.found = "answered", False
+            raise
+        except HvjobError as exc:
+            if exc.type == "wsman_fault":  # a fault is an answer (one that proves nothing of the job)
+                entry.outcome = "answered"
+            elif exc.type == "outcome_unknown" or (request.operation == "Invoke" and isinstance(exc, ProtocolError)):
+                entry.outcome = "unknown"
+            else:
+                entry.outcome = "failed"
+            raise
+        entry.outcome = "answered"
+        if isinstance(reply, MethodOutput):
+            entry.return_value = reply.return_value
+            if job is not None:
+                entry.found = not (reply.method == "KillJob" and reply.return_value == 7)
+        elif isinstance(reply, CimInstance) and job is not None:
+            entry.found = True
+        return reply
+
+    def requests_in_progress(self) -> list[SentRequest]:
+        """The requests of the operation running now (for an interrupted fan-out's report)."""
+        return list(self._logs[0]) if self._logs else []
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between polls; a set ``cancel`` ends the sleep at once and the operation with it."""
+        if self.sleep is not None:
+            self.sleep(seconds)
+        elif self.cancel is None:
+            time.sleep(seconds)
+        elif isinstance(self.cancel, threading.Event):
+            self.cancel.wait(seconds)
+        else:
+            deadline = time.monotonic() + seconds
+            while not self.cancel.is_set() and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(0.1, left))
+        if self.cancel is not None and self.cancel.is_set():
+            raise Interrupted("interrupted while waiting between polls", host=self.host)
+
+    # --- primitives ------------------------------------------------------------------------
+
     def get_job(self, job_id: str, resource_uri: str | None = None) -> Job:
         """Get one job; raises ResourceNotFound when it is gone."""
-        reply = self.session.send(self.get_request(job_id, resource_uri))
+        reply = self._send(self.get_request(job_id, resource_uri), job_id)
         if not isinstance(reply, CimInstance):
             raise ProtocolError("Get reply is not an instance", host=self.host)
-        return Job.from_instance(reply)
+        return Job.from_instance(reply, self.class_name if resource_uri is None else None)
 
-    def iter_jobs(self, states: list[JobState] | None = None, *, max_elements: int = 32) -> Iterator[Job]:
-        """Enumerate jobs of the class with WQL; releases the enumeration if abandoned or failed."""
-        request = self.enumerate_request(states, max_elements=max_elements)
+    def iter_jobs(
+        self, states: Iterable[JobState] | None = None, *, max_elements: int = 32, where: JobFilter | None = None
+    ) -> Iterator[Job]:
+        """Enumerate jobs of the class with WQL (states filtered by the node, ``where``'s other
+        conditions here); releases the enumeration if abandoned or failed."""
+        wanted = tuple(states or ()) + (where.states if where else ())
+        request = self.enumerate_request(wanted, max_elements=max_elements)
         uri = request.resource_uri or ""
         options = self.session.header_options
-        page = self.session.send(request)
+        now = dt.datetime.now(dt.timezone.utc)
+        page = self._send(request)
         context: str | None = None
         try:
             while True:
@@ -479,11 +708,13 @@ class JobClient:
                     raise ProtocolError("enumeration reply is not a page", host=self.host)
                 context = page.context
                 for item in page.items:
-                    yield Job.from_instance(item)
+                    job = Job.from_instance(item, self.class_name)
+                    if where is None or where.matches(job, now):
+                        yield job
                 if page.end_of_sequence or not page.context:
                     context = None
                     return
-                page = self.session.send(build.build_pull(options, uri, page.context, max_elements=max_elements))
+                page = self._send(build.build_pull(options, uri, page.context, max_elements=max_elements))
         finally:
             if context:
                 self._release(uri, context)
@@ -491,12 +722,12 @@ class JobClient:
     def _release(self, uri: str, context: str) -> None:
         # Best effort: the server drops it after its EnumerationTimeout anyway.
         with contextlib.suppress(HvjobError):
-            self.session.send(build.build_release(self.session.header_options, uri, context))
+            self._send(build.build_release(self.session.header_options, uri, context))
 
     def invoke(
         self, job_id: str, method: str, parameters: list[tuple[str, Any]], resource_uri: str | None = None
     ) -> MethodOutput:
-        reply = self.session.send(self.invoke_request(job_id, method, parameters, resource_uri))
+        reply = self._send(self.invoke_request(job_id, method, parameters, resource_uri), job_id)
         if not isinstance(reply, MethodOutput):
             raise ProtocolError("Invoke reply is not a method output", host=self.host)
         return reply
@@ -510,31 +741,127 @@ class JobClient:
             params.append(("TimeoutPeriod", CimInterval(timeout_period)))
         return self.invoke(job_id, "RequestStateChange", params)
 
+    # --- what an operation may send (``--dry-run``) ------------------------------------------
+
+    def plan(
+        self,
+        command: str,
+        job_id: str | None = None,
+        *,
+        mode: Mode = "kill",
+        method: Method = "auto",
+        wait: bool = False,
+        delete_on_kill: bool = False,
+        skip_terminal: bool = False,
+        where: JobFilter | None = None,
+    ) -> list[PlannedRequest]:
+        """Every request ``command`` could send, in order, each with the condition it is sent under.
+
+        Nothing is sent. Kept beside the operations so that the two cannot drift: tests compare a
+        plan with what the operation sends against a server.
+        """
+        if command == "identify":
+            return [PlannedRequest("", self.identify_request())]
+        if command in ("list", "stop-all"):
+            first = self.enumerate_request(where.states if where else ())
+            uri = first.resource_uri or ""
+            steps = [
+                PlannedRequest("", first),
+                PlannedRequest(
+                    "while the node has more jobs to send (its EnumerationContext)",
+                    build.build_pull(self.session.header_options, uri, "<EnumerationContext from the reply>"),
+                ),
+            ]
+            if command == "stop-all":
+                example = "<InstanceID of each job selected>"
+                for step in self.plan("stop", example, mode=mode, method=method, wait=wait):
+                    steps.append(PlannedRequest("for each job selected: " + (step.when or "read it"), step.request))
+            return steps
+        if job_id is None:
+            raise UsageError(f"{command} needs a job id")
+        get = PlannedRequest("", self.get_request(job_id))
+        if command in ("show", "wait"):
+            polls = [PlannedRequest("until the job is terminal or the timeout passes", self.get_request(job_id))]
+            return [get, *polls] if command == "wait" else [get]
+        if command == "errors":
+            return [
+                PlannedRequest("", self.invoke_request(job_id, "GetErrorEx", [])),
+                PlannedRequest("if GetErrorEx is not supported", self.invoke_request(job_id, "GetError", [])),
+            ]
+        killjob = self.invoke_request(job_id, "KillJob", [("DeleteOnKill", bool(delete_on_kill and command == "kill"))])
+        if command == "kill":
+            if self.check:
+                return [get]
+            first_kill = PlannedRequest("if the job is still running" if skip_terminal else "", killjob)
+            return [get, first_kill] if skip_terminal else [first_kill]
+        if command != "stop":
+            raise UsageError(f"no plan for {command!r}")
+        steps = [get]
+        if self.check:
+            return steps
+        requested = 5 if mode == "kill" else 4
+        order = _method_order(mode, method)
+        for position, name in enumerate(order):
+            request = (
+                killjob
+                if name == "KillJob"
+                else self.invoke_request(job_id, "RequestStateChange", [("RequestedState", requested)])
+            )
+            when = (
+                "if the job is running (and cancellable, or with --force)"
+                if position == 0
+                else f"if {order[position - 1]} is not supported"
+            )
+            steps.append(PlannedRequest(when, request))
+        steps.append(PlannedRequest("if a method's answer is lost: read the job once", self.get_request(job_id)))
+        if wait:
+            steps.append(
+                PlannedRequest("with --wait, once accepted: until the job is terminal", self.get_request(job_id))
+            )
+        return steps
+
     # --- operations ------------------------------------------------------------------------
 
     @_timed("identify")
     def identify(self, *, anonymous: bool = False) -> OperationResult:
         """WS-Man Identify; authenticated unless ``anonymous`` (proves the credentials when it is)."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Interrupted("interrupted before Identify was sent", host=self.host)
         reply = self.session.identify(anonymous=anonymous)
         return OperationResult(self.host, "identify", method="Identify", identity=identify_dict(reply))
 
     @_timed("show")
     def show(self, job_id: str) -> OperationResult:
-        job = self.get_job(job_id)
-        result = OperationResult(self.host, "show", job=job_id, method="Get", properties=job.to_properties())
+        """Get one job: its state and every property."""
+        result = OperationResult(self.host, "show", job=job_id, method="Get")
+        try:
+            job = self.get_job(job_id)
+        except ResourceNotFound as exc:
+            result.gone, result.error = True, exc
+            return result
         result.set_job(job)
         return result
 
     @_timed("list")
-    def list(self, states: list[JobState] | None = None) -> OperationResult:
-        jobs = list(self.iter_jobs(states))
-        return OperationResult(self.host, "list", method="Enumerate", jobs=[j.to_properties() for j in jobs])
+    def list(
+        self,
+        states: Iterable[JobState | int | str] | None = None,
+        *,
+        older_than: float | dt.timedelta | None = None,
+        owner: str | None = None,
+        name: str | None = None,
+        where: JobFilter | None = None,
+    ) -> OperationResult:
+        """The jobs of the class that match (see :class:`JobFilter`), as typed property dicts."""
+        selection = where or JobFilter.of(states, older_than=older_than, owner=owner, name=name)
+        jobs = [j.to_properties() for j in self.iter_jobs(where=selection)]
+        return OperationResult(self.host, "list", method="Enumerate", jobs=jobs)
 
     @_timed("kill")
     def kill(
         self, job_id: str, *, delete_on_kill: bool = False, missing_ok: bool = False, skip_terminal: bool = False
     ) -> OperationResult:
-        """KillJob(DeleteOnKill): the seed's method. Succeeds only on ReturnValue 0.
+        """KillJob(DeleteOnKill), the deprecated method Microsoft documents. Succeeds only on 0.
 
         ``skip_terminal`` reads the job first and leaves a finished one alone (unchanged), which makes
         a declarative "killed" state idempotent; without it KillJob is sent as asked.
@@ -580,7 +907,11 @@ class JobClient:
         missing_ok: bool = True,
         timeout_period: dt.timedelta | None = None,
     ) -> OperationResult:
-        """The idempotent stop: read, leave terminal or gone jobs alone, request Kill or Terminate."""
+        """The idempotent stop: read, leave terminal or gone jobs alone, request Kill or Terminate.
+
+        With ``wait``, a stop that was accepted stays ``changed`` whatever the wait then meets
+        (a time-out, a lost connection): the wait's error is the result's error.
+        """
         if mode not in ("kill", "terminate"):
             raise UsageError(f"mode must be kill or terminate, not {mode!r}")
         if method not in METHODS:
@@ -625,8 +956,11 @@ class JobClient:
                 return result
             result.return_value = out.return_value
             result.return_name = return_name(name, out.return_value, self.class_name)
-            if _not_supported(name, out.return_value) and not last:
-                result.notes.append(f"{name} returned {out.return_value} ({result.return_name}); falling back")
+            if _not_supported(out.return_value, self.class_name) and not last:
+                meaning = result.return_name or ""
+                if meaning != "Not Supported":  # KillJob's table calls Hyper-V's 32770 Vendor Specific
+                    meaning += ": Hyper-V's Not Supported"
+                result.notes.append(f"{name} returned {out.return_value} ({meaning}); falling back")
                 continue
             accepted = out.return_value == 0 or (name == "RequestStateChange" and out.return_value == 4096)
             if not accepted:
@@ -636,21 +970,76 @@ class JobClient:
             result.changed = True
             result.job_state_value = None
             if wait:
-                self._wait_after(result, job_id, out.job, timeout)
+                try:
+                    self._wait_after(result, job_id, out.job, timeout)
+                except HvjobError as exc:  # the stop happened; the wait did not finish
+                    result.error = exc
+                    result.notes.append(f"{name} was accepted; the wait then failed")
             return result
+        return result
+
+    @_timed("stop")
+    def stop_all(
+        self,
+        /,
+        states: Iterable[JobState | int | str] | None = (JobState.RUNNING,),
+        *,
+        older_than: float | dt.timedelta | None = None,
+        owner: str | None = None,
+        name: str | None = None,
+        where: JobFilter | None = None,
+        **stop_options: Any,
+    ) -> OperationResult:
+        """Stop every job that matches (default: Running) on this host, each with :meth:`stop`
+        (``stop_options`` are its options). ``jobs`` lists each stop's result."""
+        selection = where or JobFilter.of(states, older_than=older_than, owner=owner, name=name)
+        result = OperationResult(self.host, "stop", method="Enumerate")
+        chosen = [job.instance_id for job in self.iter_jobs(where=selection)]
+        return self._stop_each(result, chosen, stop_options)
+
+    @_timed("stop")
+    def stop_many(self, job_ids: Iterable[str], /, **stop_options: Any) -> OperationResult:
+        """:meth:`stop` each of ``job_ids`` (a cluster fan-out assigns each job to one node)."""
+        return self._stop_each(OperationResult(self.host, "stop", method="Get"), list(job_ids), stop_options)
+
+    def _stop_each(
+        self, result: OperationResult, job_ids: Sequence[str], stop_options: Mapping[str, Any]
+    ) -> OperationResult:
+        outcomes = [self.stop(job_id, **stop_options) for job_id in job_ids]
+        result.jobs = [o.to_dict() for o in outcomes]
+        if any(o.changed for o in outcomes):
+            result.changed = True
+        elif any(o.changed is None for o in outcomes):
+            result.changed = None
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            result.error = failed[0].error
+        result.notes.append(f"{len(job_ids)} job(s) selected, {len(failed)} failed")
         return result
 
     @_timed("wait")
     def wait(self, job_id: str, *, timeout: float = 300.0, require_success: bool = False) -> OperationResult:
-        """Poll until the job is terminal or ``timeout`` passes."""
+        """Poll until the job is terminal or ``timeout`` passes (:class:`WaitTimedOut`).
+
+        A job that is not there at the first read is not found (an error, whatever
+        ``require_success`` says); only a job seen and then removed is reported as vanished.
+        """
         result = OperationResult(self.host, "wait", job=job_id, method="Get")
-        job = self._poll(job_id, timeout, None)
+        try:
+            job, seen = self._poll(job_id, timeout, None, result)
+        except HvjobError as exc:  # a time-out or a lost connection: keep the last state read
+            result.error = exc
+            return result
         if job is None:
             result.gone = True
-            result.notes.append("the job vanished while waited on; final state unknown")
+            if not seen:
+                result.error = ResourceNotFound(f"job {job_id} not found", host=self.host, operation="Get")
+                return result
+            result.notes.append("the job vanished while waited on; its final state is unknown")
+            if require_success:
+                result.error = JobFailed(f"job {job_id} vanished before its final state was seen", host=self.host)
             return result
         result.set_job(job)
-        result.properties = job.to_properties()
         result.succeeded = job.succeeded
         if require_success and not job.succeeded:
             result.error = JobFailed(
@@ -662,12 +1051,12 @@ class JobClient:
 
     @_timed("errors")
     def errors(self, job_id: str) -> OperationResult:
-        """GetErrorEx (or GetError where that is not supported), decoded into dicts."""
+        """GetErrorEx (or GetError where that is not supported), decoded into typed dicts."""
         result = OperationResult(self.host, "errors", job=job_id, method="GetErrorEx")
         try:
             out = self.invoke(job_id, "GetErrorEx", [])
             values = out.out.get("Errors")
-            if _not_supported("GetErrorEx", out.return_value):
+            if _not_supported(out.return_value, self.class_name):
                 raise NotSupported("GetErrorEx not supported", host=self.host)
         except NotSupported:
             result.method = "GetError"
@@ -737,30 +1126,43 @@ class JobClient:
         deadline = time.monotonic() + timeout
         if tracker is not None and tracker.key_selectors().get("InstanceID"):
             tracker_id = tracker.key_selectors()["InstanceID"]
-            done = self._poll(tracker_id, timeout, tracker.resolved_resource_uri())
+            done, _ = self._poll(tracker_id, timeout, tracker.resolved_resource_uri(), None)
             result.notes.append(f"followed Job {tracker_id}: {done.state_label if done else 'gone'}")
-        job = self._poll(job_id, max(0.0, deadline - time.monotonic()), None)
+        job, _ = self._poll(job_id, max(0.0, deadline - time.monotonic()), None, result)
         if job is None:
             result.gone = True
             result.notes.append("the job vanished while waited on")
         else:
             result.set_job(job)
 
-    def _poll(self, job_id: str, timeout: float, resource_uri: str | None) -> Job | None:
-        """Poll with backoff until terminal (the Job), gone (None), or the deadline (RequestTimedOut)."""
+    def _poll(
+        self, job_id: str, timeout: float, resource_uri: str | None, result: OperationResult | None
+    ) -> tuple[Job | None, bool]:
+        """Poll with backoff until terminal (the Job), gone (None) or the deadline (WaitTimedOut).
+
+        Also returns whether the job was ever read. ``result`` gets each state read, so that a
+        time-out still reports the last state seen.
+        """
         deadline = time.monotonic() + timeout
         delay = self.poll_initial
+        seen = False
         while True:
             try:
                 job = self.get_job(job_id, resource_uri)
             except ResourceNotFound:
-                return None
+                return None, seen
+            seen = True
+            if result is not None:
+                result.set_job(job)
             if job.is_terminal:
-                return job
+                return job, seen
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise RequestTimedOut(f"job {job_id} still {job.state_label} after {timeout:g} s", host=self.host)
-            self.sleep(min(delay, remaining))
+                raise WaitTimedOut(
+                    f"job {job_id} still {job.state_label} ({job.percent_complete}%) after {timeout:g} s",
+                    host=self.host,
+                )
+            self._pause(min(delay, remaining))
             delay = min(delay * 2, self.poll_max)
 
 
@@ -787,9 +1189,10 @@ def _check_id(job_id: str) -> None:
 
 
 def decode_embedded_instance(text: str) -> dict[str, Any]:
-    """An embedded error instance, as escaped CIM-XML text or as nested XML, to a dict.
+    """An embedded error instance, as escaped CIM-XML text or as nested XML, to a typed dict.
 
-    Windows' answer is undocumented (NOTES 3, open); both shapes are accepted.
+    Windows' answer is undocumented (NOTES 3, open); both shapes are accepted. Values are typed by
+    the CIM-XML ``TYPE`` attribute, or for nested XML by the class's schema; others stay text.
     """
     try:
         root = parse_xml(text.encode("utf-8"), max_bytes=1024 * 1024)
@@ -802,26 +1205,24 @@ def decode_embedded_instance(text: str) -> dict[str, Any]:
             if not isinstance(prop.tag, str) or not local(prop.tag).startswith("PROPERTY"):
                 continue
             values = [v.text or "" for v in prop.iter() if isinstance(v.tag, str) and local(v.tag) == "VALUE"]
-            name = prop.get("NAME") or "?"
-            data[name] = _typed(values, prop.get("TYPE")) if local(prop.tag) == "PROPERTY" else values
+            declared = schema.PropertyType(prop.get("TYPE") or "string", local(prop.tag) == "PROPERTY.ARRAY")
+            raw: Any = values if declared.array else (values[0] if values else None)
+            data[prop.get("NAME") or "?"] = jsonable(schema.typed_value(raw, declared))
         return data
-    data["__class"] = local(root.tag)
+    class_name = local(root.tag)
+    found: dict[str, Any] = {}
     for child in root:
         if isinstance(child.tag, str):
             value = "".join(str(t) for t in child.itertext())
-            data[local(child.tag)] = int(value) if value.isdigit() else value
+            name = local(child.tag)
+            if name in found:
+                existing = found[name]
+                found[name] = [*existing, value] if isinstance(existing, list) else [existing, value]
+            else:
+                found[name] = value
+    data["__class"] = class_name
+    data.update(jsonable(schema.typed_properties(class_name, found, fallback=None)))
     return data
-
-
-def _typed(values: list[str], cim_type: str | None) -> Any:
-    if not values:
-        return None
-    value = values[0]
-    if cim_type and (cim_type.startswith(("uint", "sint"))) and value.lstrip("-").isdigit():
-        return int(value)
-    if cim_type == "boolean":
-        return value.lower() == "true"
-    return value
 
 
 __all__ = [
@@ -829,8 +1230,11 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "Job",
     "JobClient",
+    "JobFilter",
     "JobState",
     "OperationResult",
+    "PlannedRequest",
+    "SentRequest",
     "decode_embedded_instance",
     "killjob_return_name",
     "rsc_return_name",

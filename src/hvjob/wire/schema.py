@@ -97,9 +97,12 @@ FALLBACK_CLASS = "CIM_ConcreteJob"
 _INTEGER = frozenset({"uint8", "sint8", "uint16", "sint16", "uint32", "sint32", "uint64", "sint64"})
 
 
-def property_types(class_name: str | None) -> Mapping[str, PropertyType]:
-    """The property table of ``class_name``, or CIM_ConcreteJob's for a class not listed."""
-    return CLASSES.get(class_name or "", CLASSES[FALLBACK_CLASS])
+def property_types(class_name: str | None, fallback: str | None = FALLBACK_CLASS) -> Mapping[str, PropertyType]:
+    """The property table of ``class_name``; for a class not listed, ``fallback``'s (none if None)."""
+    table = CLASSES.get(class_name or "")
+    if table is None:
+        return CLASSES[fallback] if fallback else {}
+    return table
 
 
 def typed_value(value: Any, declared: PropertyType | None) -> Any:
@@ -144,7 +147,9 @@ def _datetime_or_interval(text: str, original: str) -> CimDatetime | CimInterval
         return original
 
 
-def typed_properties(class_name: str | None, properties: Mapping[str, Any]) -> dict[str, Any]:
+def typed_properties(
+    class_name: str | None, properties: Mapping[str, Any], fallback: str | None = FALLBACK_CLASS
+) -> dict[str, Any]:
     """Every property of an instance of ``class_name`` converted to its declared type."""
-    table = property_types(class_name)
+    table = property_types(class_name, fallback)
     return {name: typed_value(value, table.get(name)) for name, value in properties.items()}

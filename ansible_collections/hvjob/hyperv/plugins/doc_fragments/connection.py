@@ -14,8 +14,8 @@ options:
   hostname:
     description:
       - The Hyper-V node to talk to, as V(name), V(name:port) or a full V(https://name:5986/wsman) URL.
-      - 'The module runs on the controller, so this is usually V("{{ ansible_host | default(inventory_hostname) }}")
-        with C(delegate_to: localhost).'
+      - "The module runs on the controller (C(delegate_to: localhost)), so this is usually the inventory host's
+        C(ansible_host), or its C(inventory_hostname) when it has none; see the examples."
     type: str
     required: true
   port:

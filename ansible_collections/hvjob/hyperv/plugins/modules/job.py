@@ -142,7 +142,8 @@ job_state:
   type: str
   sample: Killed
 found:
-  description: Whether the job existed on this node.
+  description:
+    - Whether the job existed on this node; null when nothing could be read (for example the node was unreachable).
   returned: always
   type: bool
   sample: true
@@ -225,7 +226,7 @@ def main():
         return_value=data["return_value"],
         return_name=data["return_name"],
         job_state=state_label(job.get("JobState")) if job else data["job_state"],
-        found=not result.gone,
+        found=result.found,
         job=job,
         notes=data.get("notes", []),
     )

@@ -1,8 +1,4 @@
-"""The ``hvjob`` command line: a thin layer over :mod:`hvjob.jobs` and :mod:`hvjob.fanout`.
-
-Exit status: 0 every host ok; 1 some host failed, none unreachable; 3 some host unreachable;
-2 usage errors; 130 interrupted; 141 output closed. No traceback reaches the user; ``-v`` adds detail.
-"""
+"""The ``hvjob`` commands and their options; what they print is :mod:`hvjob.cli.output`'s."""
 
 from __future__ import annotations
 
@@ -17,15 +13,41 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from hvjob import __version__
+from hvjob.cli import output
 from hvjob.errors import HvjobError, UsageError
-from hvjob.fanout import FanoutReport, HostTarget, dedupe_mutation, discover_cluster_nodes, run, targets_for
-from hvjob.jobs import DEFAULT_CLASS, DEFAULT_NAMESPACE, METHODS, JobClient, JobState, OperationResult, state_label
+from hvjob.fanout import (
+    FanoutReport,
+    HostTarget,
+    cluster_targets,
+    discover_cluster_nodes,
+    list_once,
+    on_job_node,
+    run,
+    stop_selected_once,
+    targets_for,
+)
+from hvjob.jobs import (
+    DEFAULT_CLASS,
+    DEFAULT_NAMESPACE,
+    METHODS,
+    JobClient,
+    JobFilter,
+    JobState,
+    OperationResult,
+    PlannedRequest,
+)
 from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, endpoint_url
 
 EXIT_USAGE = 2
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a process killed by it
+EXIT_INTERRUPTED = 130
+
+#: Transports that authenticate with a user name and password (Kerberos may use a ticket cache,
+#: certificates need neither).
+_PASSWORD_TRANSPORTS = frozenset({"ntlm", "credssp", "basic"})
 
 
 @dataclass
@@ -35,6 +57,7 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     class_name: str = DEFAULT_CLASS
     options: ConnectionOptions = field(default_factory=ConnectionOptions)
+    explicit: frozenset[str] = frozenset()  # options the user gave (command line or environment)
     concurrency: int = 32
     processes: int | None = None
     inventory: str | None = None
@@ -48,6 +71,7 @@ class Settings:
     check: bool = False
     dry_run: bool = False
     verbose: int = 0
+    anonymous: bool = False  # identify --anonymous: no credentials needed
 
 
 def _usage(message: str) -> NoReturn:
@@ -60,10 +84,7 @@ def _read_password(password_file: str | None) -> str | None:
             return Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             _usage(f"cannot read password file {password_file}: {exc.strerror}")
-    env = os.environ.get("HVJOB_PASSWORD")
-    if env is not None:
-        return env
-    return None
+    return os.environ.get("HVJOB_PASSWORD")
 
 
 class _Group(click.Group):
@@ -96,6 +117,46 @@ class _Group(click.Group):
             sys.exit(EXIT_OUTPUT_CLOSED)
 
 
+# --- logging -------------------------------------------------------------------------------------
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        source = "hvjob" if record.name.startswith("hvjob") else f"hvjob: {record.name}"
+        return f"{source}: {record.levelname}: {record.getMessage()}"
+
+
+class _OnceOnly(logging.Filter):
+    """Security warnings the transport logs per host (insecure, unencrypted) are said once per run,
+    by the CLI itself, with the number of hosts; the per-host copies are dropped here."""
+
+    TEMPLATES = ("not validating the TLS certificate", "sending unencrypted WS-Man traffic")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "hvjob.transport" and str(record.msg).startswith(self.TEMPLATES))
+
+
+def _configure_logging(verbose: int, loggers: tuple[str, ...]) -> None:
+    """hvjob's own loggers follow ``-v``; every other library's stays at WARNING unless named with
+    ``--debug-logger`` (pyspnego's DEBUG log holds NTLM tokens: hvjob never turns it on by itself)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    handler.addFilter(_OnceOnly())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.getLogger("hvjob").setLevel(level)
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+        logging.getLogger("hvjob").warning(
+            "--debug-logger %s: that library's DEBUG log may show authentication tokens; do not share it", name
+        )
+
+
+# --- the group and its global options ------------------------------------------------------------
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="hvjob")
 @click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True, help="WMI namespace of the job class.")
@@ -106,7 +167,9 @@ class _Group(click.Group):
 @click.option(
     "-u",
     "--username",
-    help="User (DOMAIN\\user or user@REALM). Password: HVJOB_PASSWORD, --password-file, or a prompt on a terminal.",
+    envvar="HVJOB_USERNAME",
+    help="User (DOMAIN\\user or user@REALM) [env HVJOB_USERNAME]. Password: HVJOB_PASSWORD, --password-file, "
+    "or a prompt on a terminal.",
 )
 @click.option("--password-file", type=click.Path(dir_okay=False), help="File holding the password.")
 @click.option("--scheme", type=click.Choice(["https", "http"]), default="https", show_default=True)
@@ -152,16 +215,19 @@ class _Group(click.Group):
 @click.option("--output", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True)
 @click.option("--record", type=click.Path(file_okay=False), help="Write exchanges as scrubbed fixtures to DIR.")
 @click.option("--check", is_flag=True, help="Read only; report what each host would do.")
-@click.option("--dry-run", is_flag=True, help="Offline: print the envelopes the command would send first.")
-@click.option("-v", "--verbose", count=True, help="More detail (-vv: SOAP traffic, secrets never shown).")
+@click.option("--dry-run", is_flag=True, help="Offline: print every envelope the command could send, in order.")
+@click.option("-v", "--verbose", count=True, help="More detail (-v: requests per host, all properties; -vv: SOAP).")
+@click.option(
+    "--debug-logger",
+    "debug_loggers",
+    multiple=True,
+    metavar="NAME",
+    help="Also show this library logger's DEBUG messages (urllib3, spnego, ...); may show tokens.",
+)
 @click.pass_context
 def main(ctx: click.Context, /, **kw: Any) -> None:
     """Control Hyper-V cluster jobs over WS-Management (WinRM)."""
-    logging.basicConfig(
-        level=logging.WARNING if kw["verbose"] == 0 else (logging.INFO if kw["verbose"] == 1 else logging.DEBUG),
-        format="hvjob: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(kw["verbose"], kw["debug_loggers"])
     if ctx.invoked_subcommand in ("serve", "decode"):
         ctx.obj = Settings(verbose=kw["verbose"])
         return
@@ -190,10 +256,12 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         operation_timeout=kw["operation_timeout"],
         read_timeout_margin=kw["read_timeout_margin"],
     )
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     ctx.obj = Settings(
         namespace=kw["namespace"],
         class_name=kw["class_name"],
         options=options,
+        explicit=frozenset(name for name in kw if ctx.get_parameter_source(name) in given),
         concurrency=kw["concurrency"],
         processes=kw["processes"],
         inventory=kw["inventory"],
@@ -213,17 +281,23 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
 # --- shared machinery ----------------------------------------------------------------------------
 
 
-def _password_missing(settings: Settings, options: ConnectionOptions) -> bool:
-    """Kerberos (ticket cache) and certificates need no password; --dry-run sends nothing."""
-    return options.password is None and options.transport not in ("kerberos", "certificate") and not settings.dry_run
+def _needs_credentials(settings: Settings, options: ConnectionOptions) -> bool:
+    """Kerberos (ticket cache) and certificates need no password; --dry-run and an anonymous
+    Identify send none."""
+    return options.transport in _PASSWORD_TRANSPORTS and not settings.dry_run and not settings.anonymous
 
 
-def _need_password(settings: Settings) -> None:
+def _need_credentials(settings: Settings) -> None:
     opts = settings.options
-    if not _password_missing(settings, opts):
+    if not _needs_credentials(settings, opts):
         return
     if not opts.username:
-        _usage("--username is required (or use --inventory, or --transport kerberos with a ticket cache)")
+        _usage(
+            f"no user name for {opts.transport}: give -u/--username or set HVJOB_USERNAME "
+            "(or use --inventory, or --transport kerberos with a ticket cache)"
+        )
+    if opts.password is not None:
+        return
     if sys.stdin.isatty():
         password = click.prompt(f"Password for {opts.username}", hide_input=True, err=True)
         settings.options = opts.with_password(password)
@@ -236,35 +310,62 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
         from hvjob.inventory import load_inventory
 
         targets = load_inventory(
-            settings.inventory, hosts or ("all",), settings.limit, settings.options, settings.vault_password_file
+            settings.inventory,
+            hosts or ("all",),
+            settings.limit,
+            settings.options,
+            settings.vault_password_file,
+            explicit=settings.explicit,
         )
-        if any(_password_missing(settings, t.options) for t in targets):
-            _usage("no password for an inventory host: set ansible_password or HVJOB_PASSWORD")
+        for target in targets:
+            if _needs_credentials(settings, target.options):
+                if not target.options.username:
+                    _usage(f"{target.name}: no user name: set ansible_user, -u or HVJOB_USERNAME")
+                if target.options.password is None:
+                    _usage(f"{target.name}: no password: set ansible_password or HVJOB_PASSWORD")
     else:
         if not hosts:
             _usage("name at least one HOST (or use --inventory)")
-        _need_password(settings)
+        _need_credentials(settings)
         targets = targets_for(hosts, settings.options, settings.resolve, None)
-    if settings.cluster:
-        if len(targets) != 1:
-            _usage("--cluster takes exactly one HOST: a node of the cluster")
-        try:
-            names = discover_cluster_nodes(targets[0])
-        except HvjobError as exc:
-            _fail_before_work(settings, targets[0].name, exc)
-        targets = targets_for(names, targets[0].options, settings.resolve, settings.cluster_domain)
     for target in targets:
         try:
             check_security(endpoint_url(target.address, target.options), target.options)
         except UsageError as exc:
             _usage(f"{target.name}: {exc.message}")
+    if settings.cluster:
+        if len(targets) != 1:
+            _usage("--cluster takes exactly one HOST: a node of the cluster")
+        if settings.dry_run:
+            return targets
+        try:
+            names = discover_cluster_nodes(targets[0])
+        except HvjobError as exc:
+            _fail_before_work(settings, targets[0].name, exc)
+        targets = cluster_targets(targets[0], names, settings.resolve, settings.cluster_domain)
+    _warn_weak_security(targets)
     return targets
+
+
+def _warn_weak_security(targets: list[HostTarget]) -> None:
+    """Once per run (the transport's per-host warnings are filtered out): what was asked for by name."""
+    insecure = [t.name for t in targets if t.options.insecure]
+    plain = [t.name for t in targets if t.options.allow_unencrypted and t.options.scheme == "http"]
+    log = logging.getLogger("hvjob")
+    if insecure:
+        log.warning("not validating TLS certificates (--insecure) of %d host(s): %s", len(insecure), _few(insecure))
+    if plain:
+        log.warning("unencrypted WS-Man traffic (--allow-unencrypted) to %d host(s): %s", len(plain), _few(plain))
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _fail_before_work(settings: Settings, host: str, exc: HvjobError) -> NoReturn:
     result = OperationResult(host, "discover", error=exc)
     report = FanoutReport("discover", [result])
-    _emit(settings, report)
+    output.emit(report, output=settings.output, verbose=settings.verbose)
     sys.exit(report.exit_code)
 
 
@@ -272,64 +373,62 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     return {"namespace": settings.namespace, "class_name": settings.class_name, "check": settings.check}
 
 
-def _dry_run(settings: Settings, targets: list[HostTarget], build_first: Callable[[JobClient], bytes]) -> None:
+def _dry_run(settings: Settings, targets: list[HostTarget], plan: Callable[[JobClient], list[PlannedRequest]]) -> None:
     for target in targets:
         session = WsmanSession(target.address, target.options)
         client = JobClient(session, **_client_options(settings))
-        payload = build_first(client)
-        if settings.output == "text":
-            click.echo(f"# {target.name} -> {session.url}")
-            click.echo(payload.decode("utf-8"))
-        else:
-            click.echo(json.dumps({"host": target.name, "url": session.url, "envelope": payload.decode("utf-8")}))
+        if settings.cluster:
+            click.echo(f"# --cluster: first Enumerate MSCluster_Node on {target.name}; then, on each node:", err=True)
+        output.print_plan(target.name, session.url, plan(client), output=settings.output)
     sys.exit(0)
 
 
-def _execute(
-    settings: Settings,
-    command: str,
-    hosts: tuple[str, ...],
-    operation: Callable[[JobClient], OperationResult],
-    first_request: Callable[[JobClient], bytes],
-    *,
-    job_id: str | None = None,
-    mutating: bool = False,
-    missing_ok: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class _Command:
+    """One command's work: what runs on each host, and how a cluster-wide run treats it."""
+
+    name: str
+    operation: Callable[[JobClient], OperationResult]
+    plan: Callable[[JobClient], list[PlannedRequest]]
+    job_id: str | None = None
+    missing_ok: bool = False
+    selection: JobFilter | None = None  # stop --all
+    stop_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> NoReturn:
     targets = _targets(settings, hosts)
     if settings.dry_run:
-        _dry_run(settings, targets, first_request)
+        _dry_run(settings, targets, command.plan)
     progress = _Progress(len(targets), settings)
-    if settings.cluster and mutating and job_id and not settings.check:
-        report = dedupe_mutation(
-            command,
-            targets,
-            job_id,
-            operation,
-            concurrency=settings.concurrency,
-            processes=settings.processes,
-            client_options=_client_options(settings),
-            missing_ok=missing_ok,
-            record_dir=settings.record,
-            on_result=progress.update,
+    common: dict[str, Any] = {
+        "concurrency": settings.concurrency,
+        "processes": settings.processes,
+        "client_options": _client_options(settings),
+        "record_dir": settings.record,
+        "on_result": progress.update,
+    }
+    if settings.cluster and command.job_id:
+        report = on_job_node(
+            command.name, targets, command.job_id, command.operation, missing_ok=command.missing_ok, **common
         )
+    elif settings.cluster and command.selection is not None:
+        report = stop_selected_once(targets, command.selection, command.stop_options, **common)
     else:
-        report = run(
-            command,
-            targets,
-            operation,
-            concurrency=settings.concurrency,
-            processes=settings.processes,
-            client_options=_client_options(settings),
-            record_dir=settings.record,
-            on_result=progress.update,
-        )
-        if job_id:
-            report.extra["job_found_on"] = [r.host for r in report.results if r.job_seen]
+        report = run(command.name, targets, command.operation, **common)
+        if settings.cluster and command.name == "list":
+            list_once(report)
+        if command.job_id:
+            report.extra["job_found_on"] = [r.host for r in report.results if r.found]
     progress.close()
-    _emit(settings, report, streamed=settings.output == "jsonl")
+    output.emit(report, output=settings.output, verbose=settings.verbose, streamed=settings.output == "jsonl")
     if report.interrupted:
-        click.echo("hvjob: interrupted; results above are the hosts that finished", err=True)
+        click.echo("hvjob: interrupted; each host's result says what was sent to it and what is unknown", err=True)
+    if report.forced:
+        # A second Ctrl-C: requests still on the wire are not waited for; neither is their thread.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
     sys.exit(report.exit_code)
 
 
@@ -354,57 +453,9 @@ class _Progress:
             self.bar.__exit__(None, None, None)
 
 
-def _emit(settings: Settings, report: FanoutReport, *, streamed: bool = False) -> None:
-    if settings.output == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    elif settings.output == "jsonl":
-        if not streamed:
-            for result in report.results:
-                click.echo(json.dumps(result.to_dict()))
-        click.echo(json.dumps({"summary": report.summary}))
-    else:
-        click.echo(_table(report))
-
-
-def _table(report: FanoutReport) -> str:
-    rows = [("HOST", "STATUS", "CHANGED", "METHOD", "RETURN", "JOB STATE", "DETAIL")]
-    for r in report.results:
-        d = r.to_dict()
-        ret = "" if d["return_value"] is None else f"{d['return_value']} {d['return_name']}"
-        changed = {True: "yes", False: "no", None: "unknown"}[d["changed"]]
-        detail = ""
-        if r.error is not None:
-            detail = f"{r.error.type}: {r.error.message}"
-        elif r.command == "list":
-            detail = f"{len(r.jobs or [])} job(s)"
-        elif r.command == "errors":
-            detail = "; ".join(str(e.get("Message")) for e in r.errors or []) or "no errors"
-        elif r.command == "identify" and r.identity:
-            detail = str(r.identity.get("product_version"))
-        elif r.notes:
-            detail = "; ".join(r.notes)
-        rows.append((r.host, d["status"], changed, d["method"] or "", ret, d["job_state"] or "", detail))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(6)]
-    lines = ["  ".join(str(v).ljust(widths[i]) for i, v in enumerate(row[:6])) + "  " + row[6] for row in rows]
-    summary = report.summary
-    lines.append(
-        f"ok={summary['ok']} failed={summary['failed']} unreachable={summary['unreachable']}"
-        + (f" job_found_on={','.join(summary['job_found_on']) or 'none'}" if "job_found_on" in summary else "")
-        + (" (interrupted)" if report.interrupted else "")
-    )
-    for r in report.results:
-        if r.command == "list":
-            for job in r.jobs or []:
-                lines.append(
-                    f"  {r.host}  {job.get('InstanceID')}  {state_label(job.get('JobState'))}  "
-                    f"{job.get('PercentComplete', '')}%  {job.get('Name') or ''}"
-                )
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _states(text: str | None) -> list[JobState] | None:
+def _states(text: str | None) -> list[JobState]:
     if not text:
-        return None
+        return []
     try:
         return [JobState.parse(part) for part in text.split(",") if part.strip()]
     except UsageError as exc:
@@ -436,6 +487,27 @@ def _missing_ok_option(default: bool) -> Callable[[Any], Any]:
     )
 
 
+def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--state, --older-than, --owner and --name: the job selection of list and stop --all."""
+    for option in reversed(
+        [
+            click.option("--state", "states", metavar="STATE[,STATE...]", help="Only jobs in these states."),
+            click.option(
+                "--older-than", metavar="DURATION", help="Only jobs started longer ago (90s, 30m, 2h, 1d)."
+            ),
+            click.option("--owner", metavar="USER", help="Only jobs whose Owner is USER (case-insensitive)."),
+            click.option("--name", "name_glob", metavar="GLOB", help="Only jobs whose name, VM group or export "
+                         "directory matches GLOB (case-insensitive, * and ?)."),
+        ]
+    ):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
+def _selection(states: str | None, older_than: str | None, owner: str | None, name: str | None) -> JobFilter:
+    return JobFilter.of(_states(states), older_than=_duration(older_than), owner=owner, name=name)
+
+
 # --- commands ------------------------------------------------------------------------------------
 
 
@@ -445,25 +517,33 @@ def _missing_ok_option(default: bool) -> Callable[[Any], Any]:
 @click.pass_obj
 def identify(settings: Settings, hosts: tuple[str, ...], anonymous: bool) -> None:
     """Identify the WS-Man service (authenticated: also proves the credentials)."""
-    if anonymous:  # no credentials are sent, so none are asked for
-        settings.options = settings.options.with_password(settings.options.password or "")
+    settings.anonymous = anonymous  # no credentials are sent, so none are asked for
     _execute(
         settings,
-        "identify",
         hosts,
-        lambda c: c.identify(anonymous=anonymous),
-        lambda c: c.identify_request().payload,
+        _Command("identify", lambda c: c.identify(anonymous=anonymous), lambda c: c.plan("identify")),
     )
 
 
 @main.command(name="list")
 @click.argument("hosts", nargs=-1)
-@click.option("--state", "states", metavar="STATE[,STATE...]", help="Only jobs in these states (Running, 4, ...).")
+@_filter_options
 @click.pass_obj
-def list_jobs(settings: Settings, hosts: tuple[str, ...], states: str | None) -> None:
-    """List jobs of the class on each host (Enumerate + Pull with WQL)."""
-    wanted = _states(states)
-    _execute(settings, "list", hosts, lambda c: c.list(wanted), lambda c: c.enumerate_request(wanted).payload)
+def list_jobs(
+    settings: Settings,
+    hosts: tuple[str, ...],
+    states: str | None,
+    older_than: str | None,
+    owner: str | None,
+    name_glob: str | None,
+) -> None:
+    """List jobs of the class on each host (Enumerate + Pull with WQL); with --cluster, each job once."""
+    selection = _selection(states, older_than, owner, name_glob)
+    _execute(
+        settings,
+        hosts,
+        _Command("list", lambda c: c.list(where=selection), lambda c: c.plan("list", where=selection)),
+    )
 
 
 @main.command()
@@ -471,9 +551,9 @@ def list_jobs(settings: Settings, hosts: tuple[str, ...], states: str | None) ->
 @_job_option()
 @click.pass_obj
 def show(settings: Settings, host: str, job_id: str) -> None:
-    """Show one job's properties."""
+    """Show one job's properties (-v: all of them)."""
     _execute(
-        settings, "show", (host,), lambda c: c.show(job_id), lambda c: c.get_request(job_id).payload, job_id=job_id
+        settings, (host,), _Command("show", lambda c: c.show(job_id), lambda c: c.plan("show", job_id), job_id=job_id)
     )
 
 
@@ -485,30 +565,24 @@ def show(settings: Settings, host: str, job_id: str) -> None:
 @click.pass_obj
 def kill(settings: Settings, hosts: tuple[str, ...], job_id: str, delete_on_kill: bool, missing_ok: bool) -> None:
     """KillJob(DeleteOnKill): ok only when ReturnValue is 0."""
-
-    def first(c: JobClient) -> bytes:
-        if settings.check:
-            return c.get_request(job_id).payload
-        return c.invoke_request(job_id, "KillJob", [("DeleteOnKill", delete_on_kill)]).payload
-
     _execute(
         settings,
-        "kill",
         hosts,
-        lambda c: c.kill(job_id, delete_on_kill=delete_on_kill, missing_ok=missing_ok),
-        first,
-        job_id=job_id,
-        mutating=True,
-        missing_ok=missing_ok,
+        _Command(
+            "kill",
+            lambda c: c.kill(job_id, delete_on_kill=delete_on_kill, missing_ok=missing_ok),
+            lambda c: c.plan("kill", job_id, delete_on_kill=delete_on_kill),
+            job_id=job_id,
+            missing_ok=missing_ok,
+        ),
     )
 
 
 @main.command()
 @click.argument("hosts", nargs=-1)
 @_job_option(required=False)
-@click.option("--all", "all_jobs", is_flag=True, help="Select jobs by state and age instead of by id.")
-@click.option("--state", "states", metavar="STATE[,STATE...]", help="With --all: states to stop (default Running).")
-@click.option("--older-than", metavar="DURATION", help="With --all: only jobs started longer ago (90s, 30m, 2h, 1d).")
+@click.option("--all", "all_jobs", is_flag=True, help="Select jobs (--state, --older-than, ...) instead of by id.")
+@_filter_options
 @click.option("--yes", is_flag=True, help="Confirm --all.")
 @click.option("--mode", type=click.Choice(["kill", "terminate"]), default="kill", show_default=True)
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True)
@@ -524,6 +598,8 @@ def stop(
     all_jobs: bool,
     states: str | None,
     older_than: str | None,
+    owner: str | None,
+    name_glob: str | None,
     yes: bool,
     mode: str,
     method: str,
@@ -537,9 +613,9 @@ def stop(
         _usage("give either --job ID or --all")
     if all_jobs and not yes and not settings.check and not settings.dry_run:
         _usage("--all stops every matching job: add --yes")
-    if not all_jobs and (states or older_than):
-        _usage("--state and --older-than go with --all")
-    stop_kw: dict[str, Any] = {
+    if not all_jobs and (states or older_than or owner or name_glob):
+        _usage("--state, --older-than, --owner and --name go with --all")
+    stop_options: dict[str, Any] = {
         "mode": mode,
         "method": method,
         "wait": wait,
@@ -547,47 +623,33 @@ def stop(
         "force": force,
         "missing_ok": missing_ok,
     }
+    plan_options: dict[str, Any] = {"mode": mode, "method": method, "wait": wait}
     if job_id:
         _execute(
             settings,
-            "stop",
             hosts,
-            lambda c: c.stop(job_id, **stop_kw),
-            lambda c: c.get_request(job_id).payload,
-            job_id=job_id,
-            mutating=True,
-            missing_ok=missing_ok,
+            _Command(
+                "stop",
+                lambda c: c.stop(job_id, **stop_options),
+                lambda c: c.plan("stop", job_id, **plan_options),
+                job_id=job_id,
+                missing_ok=missing_ok,
+            ),
         )
-    wanted = _states(states) or [JobState.RUNNING]
-    age = _duration(older_than)
-
-    def op(client: JobClient) -> OperationResult:
-        return stop_all(client, wanted, age, stop_kw)
-
-    _execute(settings, "stop", hosts, op, lambda c: c.enumerate_request(wanted).payload)
-
-
-def stop_all(
-    client: JobClient, states: list[JobState], older_than: float | None, stop_kw: dict[str, Any]
-) -> OperationResult:
-    """Stop every job in ``states`` (started more than ``older_than`` seconds ago) on one host."""
-    import datetime as dt
-
-    now = dt.datetime.now(dt.timezone.utc)
-    result = OperationResult(client.host, "stop", method="Enumerate")
-    chosen = []
-    for job in client.iter_jobs(states):
-        if older_than is not None and (job.start_time is None or (now - job.start_time).total_seconds() < older_than):
-            continue
-        chosen.append(job.instance_id)
-    outcomes = [client.stop(jid, **stop_kw) for jid in chosen]
-    result.jobs = [o.to_dict() for o in outcomes]
-    result.changed = any(o.changed for o in outcomes) if outcomes else False
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        result.error = failed[0].error
-    result.notes.append(f"{len(chosen)} job(s) selected, {len(failed)} failed")
-    return result
+    selection = _selection(states, older_than, owner, name_glob)
+    if not selection.states:
+        selection = JobFilter((JobState.RUNNING,), selection.older_than, selection.owner, selection.name)
+    _execute(
+        settings,
+        hosts,
+        _Command(
+            "stop",
+            lambda c: c.stop_all(where=selection, **stop_options),
+            lambda c: c.plan("stop-all", where=selection, **plan_options),
+            selection=selection,
+            stop_options=stop_options,
+        ),
+    )
 
 
 @main.command(name="wait")
@@ -597,14 +659,16 @@ def stop_all(
 @click.option("--require-success", is_flag=True, help="Fail unless the job completed with ErrorCode 0.")
 @click.pass_obj
 def wait_job(settings: Settings, host: str, job_id: str, timeout: float, require_success: bool) -> None:
-    """Poll a job until it is terminal."""
+    """Poll a job until it is terminal (exit 4 if it is still running when --timeout passes)."""
     _execute(
         settings,
-        "wait",
         (host,),
-        lambda c: c.wait(job_id, timeout=timeout, require_success=require_success),
-        lambda c: c.get_request(job_id).payload,
-        job_id=job_id,
+        _Command(
+            "wait",
+            lambda c: c.wait(job_id, timeout=timeout, require_success=require_success),
+            lambda c: c.plan("wait", job_id),
+            job_id=job_id,
+        ),
     )
 
 
@@ -616,11 +680,8 @@ def errors(settings: Settings, host: str, job_id: str) -> None:
     """Show a job's errors (GetErrorEx, or GetError)."""
     _execute(
         settings,
-        "errors",
         (host,),
-        lambda c: c.errors(job_id),
-        lambda c: c.invoke_request(job_id, "GetErrorEx", []).payload,
-        job_id=job_id,
+        _Command("errors", lambda c: c.errors(job_id), lambda c: c.plan("errors", job_id), job_id=job_id),
     )
 
 
@@ -645,13 +706,31 @@ def decode(files: tuple[str, ...]) -> None:
     sys.exit(status)
 
 
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def _global_option_names() -> set[str]:
+    return {opt for param in main.params for opt in getattr(param, "opts", ())}
+
+
 def run_cli() -> None:
     """Entry point wrapper: usage errors exit 2, interrupts 130, and nothing else escapes."""
     try:
         main.main(standalone_mode=False)
+    except click.exceptions.NoSuchOption as exc:
+        if exc.option_name in _global_option_names():
+            command = exc.ctx.info_name if exc.ctx else "COMMAND"
+            click.UsageError(
+                f"{exc.option_name} is a global option: put it before the command "
+                f"(hvjob {exc.option_name} ... {command} ...)",
+                ctx=exc.ctx,
+            ).show()
+        else:
+            exc.show()
+        sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
         click.echo("hvjob: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
@@ -660,7 +739,7 @@ def run_cli() -> None:
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("hvjob: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except HvjobError as exc:
         click.echo(f"hvjob: {exc.type}: {exc.message}", err=True)
         sys.exit(1)

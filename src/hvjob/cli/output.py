@@ -1,0 +1,263 @@
+"""What the ``hvjob`` commands print: JSON and JSON lines for programs, tables for people.
+
+JSON is the contract (docs/cli.md); text is for reading. Tables come from ``rich`` (aligned
+columns, a header, colour on a terminal only); off a terminal no line is wrapped or cut, so
+``grep`` still works. Hints for common mistakes go to standard error in every output mode.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from hvjob.fanout import FanoutReport
+from hvjob.jobs import OperationResult, PlannedRequest, state_label
+
+#: The properties ``show`` and ``wait`` print by default (``-v``: every property).
+USEFUL_PROPERTIES = (
+    "JobState",
+    "PercentComplete",
+    "Name",
+    "ElementName",
+    "Owner",
+    "StartTime",
+    "ElapsedTime",
+    "Cancellable",
+    "JobStatus",
+    "CollectionId",
+    "ExportDirectory",
+)
+ERROR_PROPERTIES = ("ErrorCode", "ErrorDescription", "ErrorSummaryDescription")
+
+
+def emit(report: FanoutReport, *, output: str, verbose: int, streamed: bool = False) -> None:
+    """Print ``report`` as ``output`` asks (json, jsonl, text); ``streamed``: jsonl lines already out."""
+    if output == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    elif output == "jsonl":
+        if not streamed:
+            for result in report.results:
+                click.echo(json.dumps(result.to_dict()))
+        click.echo(json.dumps({"summary": report.summary}))
+    else:
+        click.echo(render_text(report, verbose=verbose))
+    for hint in hints(report):
+        click.echo(f"hvjob: hint: {hint}", err=True)
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+
+def render_text(report: FanoutReport, *, verbose: int = 0) -> str:
+    """The results table, then what the command read (jobs, properties, errors), then the summary."""
+    parts = [_results_table(report, verbose)]
+    for result in report.results:
+        if result.command == "list" and result.jobs:
+            continue  # all nodes' jobs go in one table below
+        block = _details(result, verbose)
+        if block:
+            parts.append(block)
+    listed = [(r.host, job) for r in report.results if r.command == "list" for job in r.jobs or []]
+    if listed:
+        parts.append(_jobs_table(listed))
+    parts.append(_summary_line(report))
+    return "\n\n".join(p for p in parts if p)
+
+
+def _results_table(report: FanoutReport, verbose: int) -> str:
+    headers = ["HOST", "STATUS", "CHANGED", "CALL", "JOB STATE", "DETAIL"]
+    rows = []
+    for r in report.results:
+        changed = {True: "yes", False: "no", None: "unknown"}[r.changed]
+        call = r.method or ""
+        if r.return_value is not None:
+            call = f"{r.method} returned {r.return_value} ({r.return_name})"
+        rows.append([r.host, r.status, changed, call, state_label(r.job_state_value) or "", _detail(r, verbose)])
+    return table(headers, rows)
+
+
+def _detail(r: OperationResult, verbose: int) -> str:
+    if r.error is not None:
+        text = f"{r.error.type}: {r.error.message}"
+        if r.error.type == "interrupted" and r.requests and "sent:" not in r.error.message:
+            text += "; sent before: " + _requests(r)
+        return text
+    notes = "; ".join(r.notes)
+    if r.command == "list":
+        return f"{len(r.jobs or [])} job(s)" + (f"; {notes}" if notes else "")
+    if r.command == "errors":
+        return "; ".join(str(e.get("Message")) for e in r.errors or []) or "no errors"
+    if r.command == "identify" and r.identity:
+        return str(r.identity.get("product_version"))
+    if verbose and r.requests:
+        notes = "; ".join(filter(None, [notes, "sent: " + _requests(r)]))
+    return notes
+
+
+def _requests(r: OperationResult) -> str:
+    return ", ".join(
+        f"{q.request} ({q.outcome}{'' if q.return_value is None else f', {q.return_value}'})" for q in r.requests
+    )
+
+
+def _details(r: OperationResult, verbose: int) -> str:
+    """A block of properties for the commands that read one job (show, wait)."""
+    if r.command not in ("show", "wait") or not r.properties:
+        return ""
+    props = r.properties
+    names: Iterable[str] = sorted(props) if verbose else USEFUL_PROPERTIES
+    rows = []
+    for name in names:
+        if name in props and props[name] is not None:
+            rows.append([name, _show_value(name, props[name])])
+    if not verbose and (props.get("ErrorCode") or props.get("ErrorDescription")):
+        rows += [[name, _show_value(name, props[name])] for name in ERROR_PROPERTIES if props.get(name) is not None]
+    if r.command == "wait" and r.succeeded is not None:
+        rows.append(["(succeeded)", "yes" if r.succeeded else "no"])
+    title = f"{r.host}: job {r.job}"
+    return title + "\n" + table(["PROPERTY", "VALUE"], rows, indent=2)
+
+
+def _show_value(name: str, value: Any) -> str:
+    if name == "JobState":
+        return f"{state_label(value)} ({value})"
+    if name in ("ElapsedTime", "TimeBeforeRemoval") and isinstance(value, (int, float)):
+        return duration(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _jobs_table(listed: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    headers = ["NODE", "JOB", "STATE", "PERCENT", "STARTED", "ELAPSED", "OWNER", "NAME"]
+    rows = []
+    for node, job in listed:
+        percent = job.get("PercentComplete")
+        elapsed = job.get("ElapsedTime")
+        rows.append(
+            [
+                node,
+                str(job.get("InstanceID") or ""),
+                state_label(job.get("JobState")) or "",
+                "" if percent is None else f"{percent}%",
+                str(job.get("StartTime") or ""),
+                duration(elapsed) if isinstance(elapsed, (int, float)) else "",
+                str(job.get("Owner") or ""),
+                str(job.get("Name") or job.get("ElementName") or ""),
+            ]
+        )
+    return table(headers, rows)
+
+
+def _summary_line(report: FanoutReport) -> str:
+    summary = report.summary
+    text = f"ok={summary['ok']} failed={summary['failed']} unreachable={summary['unreachable']}"
+    if "jobs" in summary:
+        text += f" jobs={summary['jobs']}"
+    if "job_found_on" in summary:
+        text += f" job_found_on={','.join(summary['job_found_on']) or 'none'}"
+    if report.interrupted:
+        text += " (interrupted)"
+    return text
+
+
+def duration(seconds: float) -> str:
+    """``252.5`` -> ``4m12.5s``; ``7200`` -> ``2h0m0s``."""
+    whole = int(seconds)
+    fraction = seconds - whole
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    sec_text = f"{secs + fraction:.1f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{sec_text}"
+    if minutes:
+        return f"{minutes}m{sec_text}"
+    return sec_text
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, indent: int = 0) -> str:
+    """An aligned table with a header row, rendered by rich; lines never wrapped, trailing blanks cut."""
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for header in headers:
+        grid.add_column(header, no_wrap=True, overflow="ignore")
+    for row in rows:
+        grid.add_row(*(Text(str(cell)) for cell in row))  # Text: data is never read as markup
+    buffer = io.StringIO()
+    terminal = sys.stdout.isatty()
+    console = Console(file=buffer, force_terminal=terminal, width=100_000, highlight=False, soft_wrap=False)
+    console.print(Padding(grid, (0, 0, 0, indent)) if indent else grid)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+# --- hints ---------------------------------------------------------------------------------------
+
+_HINTS: list[tuple[str, re.Pattern[str], str]] = [
+    (
+        "tls",
+        re.compile(r"WRONG_VERSION_NUMBER|wrong version number|record layer failure", re.I),
+        "is this an HTTP listener? try --scheme http (WinRM's HTTP port is 5985)",
+    ),
+    (
+        "tls",
+        re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
+        "the server's certificate is not trusted: give its CA with --ca-trust",
+    ),
+    (
+        "connection",
+        re.compile(r"refused", re.I),
+        "nothing accepts connections there: check the host and port (--port; 5986 HTTPS, 5985 HTTP)",
+    ),
+    (
+        "authentication",
+        re.compile(r".", re.S),
+        "check the user name (DOMAIN\\user) and password; for Kerberos, the ticket and the SPN",
+    ),
+]
+
+
+def hints(report: FanoutReport) -> list[str]:
+    """One hint per kind of common mistake the report shows, naming the hosts it applies to."""
+    found: dict[str, list[str]] = {}
+    for result in report.results:
+        if result.error is None:
+            continue
+        for error_type, pattern, hint in _HINTS:
+            if result.error.type == error_type and pattern.search(result.error.message):
+                found.setdefault(hint, []).append(result.host)
+                break
+    return [f"{', '.join(hosts[:3])}{' and others' if len(hosts) > 3 else ''}: {hint}" for hint, hosts in found.items()]
+
+
+# --- dry run -------------------------------------------------------------------------------------
+
+
+def print_plan(host: str, url: str, planned: Sequence[PlannedRequest], *, output: str) -> None:
+    """Every envelope a command could send to ``host``, in order, with the condition of each."""
+    from lxml import etree
+
+    for number, step in enumerate(planned, 1):
+        request = step.request
+        name = request.method if request.operation == "Invoke" else request.operation
+        pretty = etree.tostring(etree.fromstring(request.payload), pretty_print=True, encoding="unicode")
+        if output == "text":
+            when = f" (sent {step.when})" if step.when else ""
+            click.echo(f"# {host} -> {url}: request {number}, {name}{when}")
+            click.echo(pretty)
+        else:
+            click.echo(
+                json.dumps({"host": host, "url": url, "step": number, "request": name, "when": step.when or None,
+                            "envelope": pretty})
+            )  # fmt: skip
