@@ -9,16 +9,18 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from conftest import real_responses_dir
 from hvjob import errors
 from hvjob.wire import build, ns
-from hvjob.wire.cim import CimDatetime, EndpointReference
+from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference
 from hvjob.wire.parse import (
     CimInstance,
     EnumerationPage,
     IdentifyResult,
     MethodOutput,
+    decode_instance,
     describe,
     parse_response,
 )
@@ -306,3 +308,86 @@ def test_describe_every_real_capture() -> None:
     assert kinds["omi_TestTimeoutResponse.xml"] == "fault"
     assert kinds["pypsrp_test_wsman_update_envelope_size_150.yml#0"] == "instance"
     assert set(kinds.values()) <= {"fault", "method_output", "instance", "enumeration", "identify", "empty"}
+
+
+# --- the same instance as a typed element and as a w:XmlFragment -------------------------------
+
+_FRAGMENT_UNQUALIFY = {ns.CIM_COMMON}
+
+
+def _as_xml_fragment(typed: etree._Element) -> etree._Element:
+    """The ``select <properties>`` form of a typed instance (NOTES 5): the properties and the CIM
+    value wrappers lose their namespace; xsi:nil keeps its own, as in the real txwinrm capture."""
+    fragment = etree.Element(f"{{{ns.WSMAN}}}XmlFragment", nsmap={"w": ns.WSMAN, "xsi": ns.XSI})
+    for prop in typed:
+        copy = etree.SubElement(fragment, etree.QName(prop).localname)
+        copy.attrib.update(prop.attrib)
+        copy.text = prop.text
+        for wrapper in prop:
+            name = etree.QName(wrapper)
+            tag = name.localname if name.namespace in _FRAGMENT_UNQUALIFY else wrapper.tag
+            etree.SubElement(copy, tag).text = wrapper.text
+    return fragment
+
+
+def _typed_items(name: str) -> list[etree._Element]:
+    root = etree.fromstring(_real(name))
+    items = root.find(f".//{{{ns.WSMAN}}}Items")
+    assert items is not None
+    return list(items)
+
+
+def test_xml_fragment_decodes_to_the_same_values_as_the_typed_instance() -> None:
+    (typed,) = _typed_items("txwinrm_2012_enumerate_Win32_OperatingSystem_optimized_single.xml")
+    fragment = _as_xml_fragment(typed)
+    assert fragment.find("LastBootUpTime/Datetime") is not None  # the unqualified wrapper NOTES 5 describes
+    from_typed = decode_instance(typed).properties
+    from_fragment = decode_instance(fragment).properties
+    assert from_fragment == from_typed
+    assert from_fragment["LastBootUpTime"] == CimDatetime(
+        dt.datetime(2013, 4, 15, 16, 28, 43, 488171, tzinfo=dt.timezone.utc)
+    )
+    assert from_fragment["CSDVersion"] is None and from_fragment["BuildNumber"] == "9200"
+
+
+def test_xml_fragment_interval_and_datetime_in_a_job() -> None:
+    job = (
+        f'<p:Msvm_ConcreteJob xmlns:p="{URI}" xmlns:cim="{ns.CIM_COMMON}" xmlns:xsi="{ns.XSI}">'
+        "<p:ElapsedTime><cim:Interval>P0DT0H4M12.500000S</cim:Interval></p:ElapsedTime>"
+        "<p:StartTime><cim:Datetime>2026-11-25T03:02:11.123456Z</cim:Datetime></p:StartTime>"
+        '<p:JobState>4</p:JobState><p:UntilTime xsi:nil="true"/></p:Msvm_ConcreteJob>'
+    )
+    typed = etree.fromstring(job)
+    assert decode_instance(_as_xml_fragment(typed)).properties == decode_instance(typed).properties
+    assert decode_instance(_as_xml_fragment(typed))["ElapsedTime"] == CimInterval(dt.timedelta(seconds=252.5))
+
+
+def test_decode_of_a_select_properties_enumeration_prints_values_not_markup() -> None:
+    (typed,) = _typed_items("txwinrm_2012_enumerate_Win32_OperatingSystem_optimized_single.xml")
+    star = _real("txwinrm_2012_enumerate_Win32_OperatingSystem_optimized_single.xml")
+    root = etree.fromstring(star)
+    items = root.find(f".//{{{ns.WSMAN}}}Items")
+    assert items is not None
+    items.replace(items[0], _as_xml_fragment(typed))
+    selected = describe(etree.tostring(root))
+    assert selected["items"] == describe(star)["items"]
+    assert selected["items"][0]["LastBootUpTime"] == "2013-04-15T16:28:43.488171+00:00"
+
+
+@pytest.mark.parametrize("qualified", [True, False])
+def test_xml_fragment_reference_property_in_either_spelling(qualified: bool) -> None:
+    # Unrecorded: whether a REF property selected into a fragment keeps the EPR's namespaces.
+    a, w = ("a:", "w:") if qualified else ("", "")
+    fragment = (
+        f'<w:XmlFragment xmlns:w="{ns.WSMAN}" xmlns:a="{ns.ADDRESSING}"><Job><{a}Address>{ns.ANONYMOUS}</{a}Address>'
+        f"<{a}ReferenceParameters><{w}ResourceURI>{URI}</{w}ResourceURI><{w}SelectorSet>"
+        f'<{w}Selector Name="InstanceID">J1</{w}Selector></{w}SelectorSet></{a}ReferenceParameters></Job></w:XmlFragment>'
+    )
+    assert decode_instance(etree.fromstring(fragment))["Job"] == EndpointReference(URI, {"InstanceID": "J1"})
+
+
+def test_unqualified_wrappers_outside_a_fragment_stay_markup() -> None:
+    # A typed instance's wrappers are cim-qualified; an unqualified child there is some other structure.
+    typed = etree.fromstring(f'<p:X xmlns:p="{URI}"><p:When><Datetime>2013-04-15T16:28:43Z</Datetime></p:When></p:X>')
+    value = decode_instance(typed)["When"]
+    assert isinstance(value, str) and value.startswith("<Datetime") and value.endswith("43Z</Datetime>")
