@@ -31,7 +31,7 @@ def test_every_fixture_response_decodes_and_says_its_origin() -> None:
     scenarios = load_scenarios(SCENARIOS) + load_scenarios(demo_fixtures_dir())
     kinds = set()
     for scenario in scenarios:
-        assert scenario.origin.startswith(("hand-written", "recorded from a real host")), scenario.name
+        assert scenario.origin.startswith(("hand-written", "recorded by hvjob ")), scenario.name
         for exchange in scenario.exchanges:
             kinds.add(describe(exchange.body.encode())["kind"])
             # Shapes follow the real captures: compact, xml:lang on the envelope, RelatesTo to rewrite.
