@@ -284,6 +284,14 @@ def test_a_reply_that_is_not_xml_is_scrubbed_as_text(tmp_path: Path) -> None:
     ), body
 
 
+def test_a_utf16_reply_is_recorded_as_text_not_mojibake(tmp_path: Path) -> None:
+    utf8 = _job("<p:ElementName>Jöb ∑ on HVNODE01</p:ElementName><p:JobState>4</p:JobState>")
+    utf16 = ('<?xml version="1.0" encoding="utf-16"?>' + utf8.decode()).encode("utf-16")
+    doc = _record([(_get(), 200, utf16)], tmp_path)
+    properties = _properties(doc["exchanges"][0]["response"]["body"])  # replayed as UTF-8, so no declaration
+    assert re.fullmatch(r"Jöb ∑ on HOST\d+", properties["ElementName"]) and properties["JobState"] == "4"
+
+
 def test_the_same_name_gets_the_same_placeholder_across_exchanges(tmp_path: Path) -> None:
     # The Machine attribute arrives last; the host is scrubbed in the earlier reply too.
     first = _job("<p:Description>queued on VMMUR-W12R2-02 by CONTOSO\\backup-svc</p:Description>")
