@@ -15,7 +15,7 @@ from lxml import etree
 from conftest import real_responses_dir
 from hvjob import errors
 from hvjob.wire import build, ns
-from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference
+from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference, decode_value
 from hvjob.wire.parse import (
     CimInstance,
     EnumerationPage,
@@ -429,3 +429,21 @@ def test_unqualified_wrappers_outside_a_fragment_stay_markup() -> None:
     typed = etree.fromstring(f'<p:X xmlns:p="{URI}"><p:When><Datetime>2013-04-15T16:28:43Z</Datetime></p:When></p:X>')
     value = decode_instance(typed)["When"]
     assert isinstance(value, str) and value.startswith("<Datetime") and value.endswith("43Z</Datetime>")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("true", True), ("1", True), (" TRUE ", True), ("false", False), ("0", False)]
+)
+def test_xsi_typed_booleans_take_every_xs_boolean_spelling(text: str, expected: bool) -> None:
+    element = etree.fromstring(
+        f'<p:Cancellable xmlns:p="{URI}" xmlns:xsi="{ns.XSI}" xsi:type="cim:cimBoolean">{text}</p:Cancellable>'
+    )
+    assert decode_value(element) is expected
+
+
+def test_xsi_typed_boolean_that_is_not_one_is_a_protocol_error() -> None:
+    element = etree.fromstring(
+        f'<p:Cancellable xmlns:p="{URI}" xmlns:xsi="{ns.XSI}" xsi:type="cim:cimBoolean">yes</p:Cancellable>'
+    )
+    with pytest.raises(errors.ProtocolError, match="not a boolean"):
+        decode_value(element)

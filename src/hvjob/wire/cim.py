@@ -206,6 +206,9 @@ _INT_TYPES = frozenset(
 )
 
 
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
 def decode_value(element: etree._Element, *, fragment: bool = False) -> Scalar:
     """One property or parameter element to a Python value.
 
@@ -236,7 +239,11 @@ def decode_value(element: etree._Element, *, fragment: bool = False) -> Scalar:
         except ValueError as exc:
             raise ProtocolError(f"{local(element.tag)}: {text!r} is not an integer") from exc
     if xsi_type == "cimBoolean":
-        return text.strip().lower() == "true"
+        # xs:boolean: true, false, 1, 0 (XML Schema 2, 3.2.2); anything else is not a boolean.
+        flag = _BOOLEANS.get(text.strip().lower())
+        if flag is None:
+            raise ProtocolError(f"{local(element.tag)}: {text!r} is not a boolean")
+        return flag
     return text
 
 
