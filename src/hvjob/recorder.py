@@ -250,36 +250,41 @@ class Scrubber:
             self._pattern = re.compile(rf"(?<![\w.-])(?:{alternation})(?![\w-])", re.IGNORECASE)
         return self._pattern
 
-    def scrub_tree(self, root: etree._Element, depth: int = 0) -> None:
-        """Scrub an element tree in place."""
-        for element in list(root.iter(etree.Element)):
-            for attr, value in element.attrib.items():
-                element.set(attr, self.scrub(str(value)))
-            if element.tail:
-                element.tail = self.scrub(element.tail)
-            name = _property_name(element)
-            if name is not None and _SECRET_NAME.search(name):
-                for inner in element.iter(etree.Element):  # structure kept, every text replaced
-                    if inner.text and inner.text.strip():
-                        inner.text = "REDACTED"
-                    if inner is not element and inner.tail and inner.tail.strip():
-                        inner.tail = "REDACTED"
-                continue
-            if _property_kind(element) in ("account", "organization"):
-                for holder in _value_holders(element):
-                    if holder.text:
-                        known = self._account_values.get(holder.text.strip().lower())
-                        holder.text = known or self.scrub(holder.text)
-                continue
-            embedded = _embedded_xml(element.text, depth)
-            if embedded is not None:
-                before = etree.tostring(embedded, encoding="unicode")
-                self.scrub_tree(embedded, depth + 1)
-                after = etree.tostring(embedded, encoding="unicode")
-                if after != before:
-                    element.text = after
-            elif element.text:
-                element.text = self.scrub(element.text)
+    def scrub_tree(self, element: etree._Element, depth: int = 0) -> None:
+        """Scrub an element and everything under it, in place."""
+        for attr, value in element.attrib.items():
+            element.set(attr, self.scrub(str(value)))
+        if element.tail:
+            element.tail = self.scrub(element.tail)
+        name = _property_name(element)
+        if name is not None and _SECRET_NAME.search(name):
+            for inner in element.iter(etree.Element):  # structure kept, every text replaced
+                if inner.text and inner.text.strip():
+                    inner.text = "REDACTED"
+                if inner is not element and inner.tail and inner.tail.strip():
+                    inner.tail = "REDACTED"
+            return
+        if _property_kind(element) in ("account", "organization"):
+            for inner in element.iter(etree.Element):
+                if inner is not element:
+                    for attr, value in inner.attrib.items():
+                        inner.set(attr, self.scrub(str(value)))
+                    if inner.tail:
+                        inner.tail = self.scrub(inner.tail)
+                if inner.text:
+                    inner.text = self._account_values.get(inner.text.strip().lower()) or self.scrub(inner.text)
+            return
+        embedded = _embedded_xml(element.text, depth)
+        if embedded is not None:
+            before = etree.tostring(embedded, encoding="unicode")
+            self.scrub_tree(embedded, depth + 1)
+            after = etree.tostring(embedded, encoding="unicode")
+            if after != before:
+                element.text = after
+        elif element.text:
+            element.text = self.scrub(element.text)
+        for child in element.iterchildren(etree.Element):
+            self.scrub_tree(child, depth)
 
     def scrub_body(self, body: bytes) -> str:
         """A SOAP body as scrubbed text (XML re-serialised; a body that is not XML, as text)."""
