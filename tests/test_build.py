@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from lxml import etree
@@ -22,7 +23,7 @@ def _golden(name: str) -> bytes:
     return (GOLDEN / name).read_bytes()
 
 
-CASES = {
+CASES: dict[str, Callable[[], build.WsmanRequest]] = {
     "identify.xml": build.build_identify,
     "get_job.xml": lambda: build.build_get(OPTS, JOB_URI, {"InstanceID": "B6B2E4D1-0001"}),
     "enumerate_wql.xml": lambda: build.build_enumerate(
@@ -50,6 +51,11 @@ CASES = {
 def test_envelope_matches_golden(name: str) -> None:
     produced = CASES[name]().payload
     assert canonical(produced) == canonical(_golden(name))
+
+
+def test_every_golden_file_is_compared() -> None:
+    # A golden envelope without a case here would be checked by nothing.
+    assert sorted(p.name for p in GOLDEN.glob("*.xml")) == sorted(CASES)
 
 
 def test_message_ids_are_unique_and_uuid_shaped() -> None:
@@ -176,7 +182,9 @@ def _as_read_back(value: object) -> object:
 def test_parameter_values_round_trip(params: list[tuple[str, object]], job_id: str) -> None:
     request = build.build_invoke(OPTS, JOB_URI, "M", params, {"InstanceID": job_id})  # type: ignore[arg-type]
     root = etree.fromstring(request.payload)
-    assert root.find(f".//{{{ns.WSMAN}}}Selector").text in (job_id, None if job_id == "" else job_id)
+    selector = root.find(f".//{{{ns.WSMAN}}}Selector")
+    assert selector is not None
+    assert (selector.text or "") == job_id  # lxml reads an empty element's text as None
     method_input = root.find(f".//{{{JOB_URI}}}M_INPUT")
     assert method_input is not None
     method_input.tag = f"{{{JOB_URI}}}M_OUTPUT"

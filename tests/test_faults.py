@@ -119,6 +119,13 @@ def test_real_fault_decodes(name: str) -> None:
     assert fault.relates_to_missing == (_relates_to(data) is None)
 
 
+def test_every_fault_capture_has_an_expectation() -> None:
+    # A new fault capture without an EXPECTED entry would otherwise go unchecked.
+    base = real_responses_dir()
+    faults = {p.name for p in base.glob("*.xml") if b":Fault>" in p.read_bytes()}
+    assert faults == set(EXPECTED)
+
+
 def test_extended_status_and_wmi_error_fields() -> None:
     base = real_responses_dir()
     data = (base / "winrb_wmi_fault_cannotprocessfilter_extendedstatus_2008r2.xml").read_bytes()

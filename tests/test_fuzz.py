@@ -7,7 +7,6 @@ import base64
 import contextlib
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -80,7 +79,7 @@ def test_server_answers_any_request_with_http_and_keeps_serving(
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         reply = sock.recv(65536)
-    assert reply.startswith(b"HTTP/1.1 ") or reply == b"", reply[:80]
+    assert reply.startswith(b"HTTP/1.1 "), reply[:80]
     if reply:
         status = int(reply[9:12])
         assert status in (200, 400, 401, 404, 405, 413, 500, 501), status
@@ -91,6 +90,7 @@ def _session(server: FakeWinRMServer) -> WsmanSession:
     return WsmanSession(f"127.0.0.1:{server.port}", options(scheme="http", operation_timeout=2, read_timeout_margin=1))
 
 
+_NO_SURROGATES = st.characters(blacklist_categories=["Cs"])
 _XMLISH = st.one_of(
     st.binary(max_size=3000),
     st.text(max_size=2000).map(lambda t: t.encode("utf-8")),
@@ -100,7 +100,7 @@ _XMLISH = st.one_of(
             'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header>'
             f"<a:Action>{inner}</a:Action></s:Header><s:Body>{inner}</s:Body></s:Envelope>"
         ).encode(),
-        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200),
+        st.text(alphabet=_NO_SURROGATES, max_size=200),
     ),
 )
 
@@ -114,15 +114,10 @@ def test_client_turns_any_reply_into_a_result_or_a_documented_error(
         request = build.build_get(session.header_options, JOB_URI, {"InstanceID": job_id(0x300)})
         session.send(request)  # authenticate first, so the fuzzed reply answers a real request
         server.inject_next(raw_body=body, status=status)
+        error_type: str | None = None
         try:
             session.send(request)
         except errors.HvjobError as exc:
             error_type = exc.type
-        else:
-            error_type = None
         assert error_type is None or error_type in DOCUMENTED, error_type
     assert server.stats.handler_errors == 0
-
-
-def test_fuzz_fixture_paths_exist() -> None:
-    assert Path(SCENARIOS).is_dir()

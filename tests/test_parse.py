@@ -5,20 +5,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from conftest import real_responses_dir
 from hvjob import errors
 from hvjob.wire import build, ns
-from hvjob.wire.cim import CimDatetime, EndpointReference
+from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference, decode_value
 from hvjob.wire.parse import (
     CimInstance,
     EnumerationPage,
     IdentifyResult,
     MethodOutput,
+    decode_instance,
     describe,
     parse_response,
 )
@@ -77,9 +80,11 @@ def test_job_out_parameter_epr_in_every_shape(wrapped: bool, cimnamespace: bool)
     job = result.job
     assert isinstance(job, EndpointReference)
     assert job.key_selectors() == {"InstanceID": "J&2"}
-    assert (
-        job.resolved_resource_uri() == ns.wmi_resource_uri("root/HyperVCluster/v2", "Msvm_ConcreteJob")
-        or not cimnamespace
+    assert job.address == ns.ANONYMOUS
+    # A DMTF class URI + __cimnamespace resolves to the WMI form; a WMI URI is kept as sent.
+    assert job.resource_uri == (dmtf_uri if cimnamespace else URI)
+    assert job.resolved_resource_uri() == (
+        ns.wmi_resource_uri("root/HyperVCluster/v2", "Msvm_ConcreteJob") if cimnamespace else URI
     )
     assert job.cim_namespace == ("root/HyperVCluster/v2" if cimnamespace else None)
 
@@ -180,10 +185,33 @@ HOSTILE = {
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_input_gives_protocol_error(name: str) -> None:
     request = build.build_get(OPTS, URI, {"InstanceID": "J1"})
-    with pytest.raises(errors.ProtocolError) as info:
+    with pytest.raises(errors.ProtocolError):
         parse_response(request, HOSTILE[name])
-    assert b"root:" not in (info.value.response_xml or b"") or name == "xxe_file"
-    assert "root:x" not in str(info.value)
+
+
+def _get_reply_with_doctype(doctype: str, name_value: str) -> tuple[build.WsmanRequest, bytes]:
+    """A Get reply that would be valid, with ``Name`` = the entity, if the DTD were honoured
+    (so a parser that expanded it would return an instance instead of refusing)."""
+    request = build.build_get(OPTS, URI, {"InstanceID": "J1"})
+    body = f'<p:X xmlns:p="{URI}"><p:Name>{name_value}</p:Name></p:X>'
+    data = reply(ns.ACTION_GET + "Response", request.message_id, body)
+    return request, b'<?xml version="1.0"?>' + doctype.encode() + data
+
+
+def test_external_entity_file_is_never_read(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("XXE-MARKER-FILE")
+    request, data = _get_reply_with_doctype(f'<!DOCTYPE s:Envelope [<!ENTITY x SYSTEM "{secret.as_uri()}">]>', "&x;")
+    with pytest.raises(errors.ProtocolError, match="DTD") as info:
+        parse_response(request, data)
+    assert "XXE-MARKER-FILE" not in f"{info.value} {info.value.to_dict()}"
+
+
+def test_internal_entities_are_not_expanded() -> None:
+    request, data = _get_reply_with_doctype('<!DOCTYPE s:Envelope [<!ENTITY x "XXE-MARKER-INTERNAL">]>', "&x;")
+    with pytest.raises(errors.ProtocolError, match="DTD") as info:
+        parse_response(request, data)
+    assert "XXE-MARKER-INTERNAL" not in f"{info.value} {info.value.to_dict()}"
 
 
 def test_oversized_body_is_refused_before_parsing() -> None:
@@ -305,4 +333,117 @@ def test_describe_every_real_capture() -> None:
     assert kinds["txwinrm_2012_pull_Win32_Service_star_001.xml"] == "enumeration"
     assert kinds["omi_TestTimeoutResponse.xml"] == "fault"
     assert kinds["pypsrp_test_wsman_update_envelope_size_150.yml#0"] == "instance"
-    assert set(kinds.values()) <= {"fault", "method_output", "instance", "enumeration", "identify", "empty"}
+    # Every capture with an s:Fault decodes as a fault, and no other does.
+    is_fault = {name: b":Fault>" in _capture_bytes(base, name) for name in kinds}
+    assert {name for name, kind in kinds.items() if kind == "fault"} == {n for n, f in is_fault.items() if f}
+    assert sum(is_fault.values()) >= 15 and len(kinds) > sum(is_fault.values()) + 5
+
+
+def _capture_bytes(base: Path, name: str) -> bytes:
+    import yaml
+
+    file_name, _, index = name.partition("#")
+    if not index:
+        return (base / file_name).read_bytes()
+    return str(yaml.safe_load((base / file_name).read_text())["messages"][int(index)]["response"]).encode()
+
+
+# --- the same instance as a typed element and as a w:XmlFragment -------------------------------
+
+_FRAGMENT_UNQUALIFY = {ns.CIM_COMMON}
+
+
+def _as_xml_fragment(typed: etree._Element) -> etree._Element:
+    """The ``select <properties>`` form of a typed instance (NOTES 5): the properties and the CIM
+    value wrappers lose their namespace; xsi:nil keeps its own, as in the real txwinrm capture."""
+    fragment = etree.Element(f"{{{ns.WSMAN}}}XmlFragment", nsmap={"w": ns.WSMAN, "xsi": ns.XSI})
+    for prop in typed:
+        copy = etree.SubElement(fragment, etree.QName(prop).localname)
+        copy.attrib.update(prop.attrib)
+        copy.text = prop.text
+        for wrapper in prop:
+            name = etree.QName(wrapper)
+            tag = name.localname if name.namespace in _FRAGMENT_UNQUALIFY else wrapper.tag
+            etree.SubElement(copy, tag).text = wrapper.text
+    return fragment
+
+
+def _typed_items(name: str) -> list[etree._Element]:
+    root = etree.fromstring(_real(name))
+    items = root.find(f".//{{{ns.WSMAN}}}Items")
+    assert items is not None
+    return list(items)
+
+
+def test_xml_fragment_decodes_to_the_same_values_as_the_typed_instance() -> None:
+    (typed,) = _typed_items("txwinrm_2012_enumerate_Win32_OperatingSystem_optimized_single.xml")
+    fragment = _as_xml_fragment(typed)
+    assert fragment.find("LastBootUpTime/Datetime") is not None  # the unqualified wrapper NOTES 5 describes
+    from_typed = decode_instance(typed).properties
+    from_fragment = decode_instance(fragment).properties
+    assert from_fragment == from_typed
+    assert from_fragment["LastBootUpTime"] == CimDatetime(
+        dt.datetime(2013, 4, 15, 16, 28, 43, 488171, tzinfo=dt.timezone.utc)
+    )
+    assert from_fragment["CSDVersion"] is None and from_fragment["BuildNumber"] == "9200"
+
+
+def test_xml_fragment_interval_and_datetime_in_a_job() -> None:
+    job = (
+        f'<p:Msvm_ConcreteJob xmlns:p="{URI}" xmlns:cim="{ns.CIM_COMMON}" xmlns:xsi="{ns.XSI}">'
+        "<p:ElapsedTime><cim:Interval>P0DT0H4M12.500000S</cim:Interval></p:ElapsedTime>"
+        "<p:StartTime><cim:Datetime>2026-11-25T03:02:11.123456Z</cim:Datetime></p:StartTime>"
+        '<p:JobState>4</p:JobState><p:UntilTime xsi:nil="true"/></p:Msvm_ConcreteJob>'
+    )
+    typed = etree.fromstring(job)
+    assert decode_instance(_as_xml_fragment(typed)).properties == decode_instance(typed).properties
+    assert decode_instance(_as_xml_fragment(typed))["ElapsedTime"] == CimInterval(dt.timedelta(seconds=252.5))
+
+
+def test_decode_of_a_select_properties_enumeration_prints_values_not_markup() -> None:
+    (typed,) = _typed_items("txwinrm_2012_enumerate_Win32_OperatingSystem_optimized_single.xml")
+    star = _real("txwinrm_2012_enumerate_Win32_OperatingSystem_optimized_single.xml")
+    root = etree.fromstring(star)
+    items = root.find(f".//{{{ns.WSMAN}}}Items")
+    assert items is not None
+    items.replace(items[0], _as_xml_fragment(typed))
+    selected = describe(etree.tostring(root))
+    assert selected["items"] == describe(star)["items"]
+    assert selected["items"][0]["LastBootUpTime"] == "2013-04-15T16:28:43.488171+00:00"
+
+
+@pytest.mark.parametrize("qualified", [True, False])
+def test_xml_fragment_reference_property_in_either_spelling(qualified: bool) -> None:
+    # Unrecorded: whether a REF property selected into a fragment keeps the EPR's namespaces.
+    a, w = ("a:", "w:") if qualified else ("", "")
+    fragment = (
+        f'<w:XmlFragment xmlns:w="{ns.WSMAN}" xmlns:a="{ns.ADDRESSING}"><Job><{a}Address>{ns.ANONYMOUS}</{a}Address>'
+        f"<{a}ReferenceParameters><{w}ResourceURI>{URI}</{w}ResourceURI><{w}SelectorSet>"
+        f'<{w}Selector Name="InstanceID">J1</{w}Selector></{w}SelectorSet></{a}ReferenceParameters></Job></w:XmlFragment>'
+    )
+    assert decode_instance(etree.fromstring(fragment))["Job"] == EndpointReference(URI, {"InstanceID": "J1"})
+
+
+def test_unqualified_wrappers_outside_a_fragment_stay_markup() -> None:
+    # A typed instance's wrappers are cim-qualified; an unqualified child there is some other structure.
+    typed = etree.fromstring(f'<p:X xmlns:p="{URI}"><p:When><Datetime>2013-04-15T16:28:43Z</Datetime></p:When></p:X>')
+    value = decode_instance(typed)["When"]
+    assert isinstance(value, str) and value.startswith("<Datetime") and value.endswith("43Z</Datetime>")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("true", True), ("1", True), (" TRUE ", True), ("false", False), ("0", False)]
+)
+def test_xsi_typed_booleans_take_every_xs_boolean_spelling(text: str, expected: bool) -> None:
+    element = etree.fromstring(
+        f'<p:Cancellable xmlns:p="{URI}" xmlns:xsi="{ns.XSI}" xsi:type="cim:cimBoolean">{text}</p:Cancellable>'
+    )
+    assert decode_value(element) is expected
+
+
+def test_xsi_typed_boolean_that_is_not_one_is_a_protocol_error() -> None:
+    element = etree.fromstring(
+        f'<p:Cancellable xmlns:p="{URI}" xmlns:xsi="{ns.XSI}" xsi:type="cim:cimBoolean">yes</p:Cancellable>'
+    )
+    with pytest.raises(errors.ProtocolError, match="not a boolean"):
+        decode_value(element)

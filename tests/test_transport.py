@@ -409,7 +409,7 @@ def test_recorder_writes_a_replayable_scrubbed_fixture(
         killjob(session, job_id(0x100))
     path = recorder.save()
     text = path.read_text()
-    assert "recorded from a real host" in text
+    assert "recorded by hvjob" in text and "target not identified" in text  # not "a real host": the fake server
     assert "HVNODE01" not in text and "contoso" not in text.lower() and "backup-svc" not in text
     assert CANARY_PASSWORD not in text
     # The recording replays: a new server answers the same requests from it.

@@ -4,7 +4,7 @@ One file per scenario; the fake server replays them and the recorder writes them
 
     hvjob_fixture: 1
     description: KillJob on a running export job returns 0
-    origin: hand-written (shapes follow real captures)   # or: recorded from a real host
+    origin: hand-written (shapes follow real captures)   # or: recorded by hvjob X on DATE; ...
     exchanges:
       - request:
           action: http://.../Msvm_CollectionReferencePointExportJob/KillJob
@@ -188,13 +188,21 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _LiteralDumper.add_representer(str, _str_presenter)
 
 
-def dump_scenario(description: str, origin: str, exchanges: list[dict[str, Any]]) -> str:
-    """Serialise a scenario with XML in literal blocks, so a reviewer can read the SOAP."""
-    doc = {
-        "hvjob_fixture": FORMAT_VERSION,
-        "description": description,
-        "origin": origin,
-        "exchanges": exchanges,
-    }
+def dump_scenario(
+    description: str,
+    origin: str,
+    exchanges: list[dict[str, Any]],
+    *,
+    recorded: Mapping[str, Any] | None = None,
+) -> str:
+    """Serialise a scenario with XML in literal blocks, so a reviewer can read the SOAP.
+
+    ``recorded``: what a recording knows of its making (hvjob version, date, the target's Identify
+    answer), written after ``origin``; loading ignores it, so files without it load the same.
+    """
+    doc: dict[str, Any] = {"hvjob_fixture": FORMAT_VERSION, "description": description, "origin": origin}
+    if recorded is not None:
+        doc["recorded"] = dict(recorded)
+    doc["exchanges"] = exchanges
     text: str = yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, allow_unicode=True, width=100)
     return text

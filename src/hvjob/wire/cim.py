@@ -3,6 +3,12 @@
 Encoding (NOTES section 1): booleans ``true``/``false``; integers in decimal; null as
 ``xsi:nil="true"``; arrays repeat the element; datetimes ``<cim:Datetime>``; intervals
 ``<cim:Interval>`` (xs:duration); references as endpoint references.
+
+In a ``w:XmlFragment`` (the items of a WQL ``select <properties>``) the property elements and the
+value wrappers carry no namespace: ``<LastBootUpTime><Datetime>...</Datetime></LastBootUpTime>``
+(NOTES section 5, seen). Decoding takes ``fragment=True`` for those and gives the same values as
+for the typed form. Whether an endpoint reference inside a fragment keeps its WS-Addressing and
+WS-Man namespaces is not recorded; both spellings are read.
 """
 
 from __future__ import annotations
@@ -200,22 +206,27 @@ _INT_TYPES = frozenset(
 )
 
 
-def decode_value(element: etree._Element) -> Scalar:
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def decode_value(element: etree._Element, *, fragment: bool = False) -> Scalar:
     """One property or parameter element to a Python value.
 
     Without a schema, scalars stay strings unless ``xsi:type`` names a CIM integer or boolean
-    type; callers that know the schema (the job model) convert further.
+    type; callers that know the schema (the job model) convert further. ``fragment``: the element
+    is a property of a ``w:XmlFragment``, whose value wrappers are unqualified.
     """
     if is_nil(element):
         return None
     first = next(children(element), None) if len(element) else None  # most properties are leaves
     if first is not None:
         name, uri = local(first.tag), ns_of(first.tag)
-        if uri == ns.CIM_COMMON and name == "Datetime":
-            return CimDatetime(parse_datetime(text_of(first) or ""))
-        if uri == ns.CIM_COMMON and name == "Interval":
-            return CimInterval(parse_interval(text_of(first) or ""))
-        epr = decode_epr(element)
+        if uri == ns.CIM_COMMON or (fragment and not uri):
+            if name == "Datetime":
+                return CimDatetime(parse_datetime(text_of(first) or ""))
+            if name == "Interval":
+                return CimInterval(parse_interval(text_of(first) or ""))
+        epr = decode_epr(element, fragment=fragment)
         if epr is not None:
             return epr
         # An embedded instance or unknown structure: keep its serialized XML.
@@ -228,7 +239,11 @@ def decode_value(element: etree._Element) -> Scalar:
         except ValueError as exc:
             raise ProtocolError(f"{local(element.tag)}: {text!r} is not an integer") from exc
     if xsi_type == "cimBoolean":
-        return text.strip().lower() == "true"
+        # xs:boolean: true, false, 1, 0 (XML Schema 2, 3.2.2); anything else is not a boolean.
+        flag = _BOOLEANS.get(text.strip().lower())
+        if flag is None:
+            raise ProtocolError(f"{local(element.tag)}: {text!r} is not a boolean")
+        return flag
     return text
 
 
@@ -238,31 +253,36 @@ def local_type(value: str | None) -> str | None:
     return value.rsplit(":", 1)[-1]
 
 
-def decode_epr(element: etree._Element) -> EndpointReference | None:
-    """An endpoint reference, with or without an ``a:EndpointReference`` wrapper; else None."""
-    wrapper = _child(element, ns.ADDRESSING, "EndpointReference")
+def decode_epr(element: etree._Element, *, fragment: bool = False) -> EndpointReference | None:
+    """An endpoint reference, with or without an ``a:EndpointReference`` wrapper; else None.
+
+    ``fragment``: inside a ``w:XmlFragment``, unqualified EPR elements are read too.
+    """
+    a_ns = (ns.ADDRESSING, "") if fragment else (ns.ADDRESSING,)
+    w_ns = (ns.WSMAN, "") if fragment else (ns.WSMAN,)
+    wrapper = _child(element, a_ns, "EndpointReference")
     if wrapper is not None:
         element = wrapper
-    params = _child(element, ns.ADDRESSING, "ReferenceParameters")
+    params = _child(element, a_ns, "ReferenceParameters")
     if params is None:
         return None
-    uri = text_of(_child(params, ns.WSMAN, "ResourceURI"))
+    uri = text_of(_child(params, w_ns, "ResourceURI"))
     if not uri:
         raise ProtocolError("endpoint reference without a ResourceURI")
     selectors: dict[str, str] = {}
-    selector_set = _child(params, ns.WSMAN, "SelectorSet")
+    selector_set = _child(params, w_ns, "SelectorSet")
     if selector_set is not None:
         for selector in selector_set:
-            if local(selector.tag) == "Selector" and ns_of(selector.tag) == ns.WSMAN:
+            if local(selector.tag) == "Selector" and ns_of(selector.tag) in w_ns:
                 name = selector.get("Name")
                 if name:
                     selectors[name] = selector.text or ""
-    address = text_of(_child(element, ns.ADDRESSING, "Address")) or ns.ANONYMOUS
+    address = text_of(_child(element, a_ns, "Address")) or ns.ANONYMOUS
     return EndpointReference(resource_uri=uri, selectors=selectors, address=address)
 
 
-def _child(element: etree._Element, uri: str, name: str) -> etree._Element | None:
+def _child(element: etree._Element, uris: tuple[str, ...], name: str) -> etree._Element | None:
     for child in element:
-        if isinstance(child.tag, str) and local(child.tag) == name and ns_of(child.tag) == uri:
+        if isinstance(child.tag, str) and local(child.tag) == name and ns_of(child.tag) in uris:
             return child
     return None

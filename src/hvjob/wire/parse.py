@@ -208,10 +208,11 @@ def _decode_body(request: WsmanRequest, envelope: Envelope, fail: Any) -> Result
 
 def decode_instance(element: etree._Element) -> CimInstance:
     """An instance element (typed ``p:CLASS`` or untyped ``w:XmlFragment``) to a CimInstance."""
+    fragment = local(element.tag) == "XmlFragment" and ns_of(element.tag) == ns.WSMAN
     props: dict[str, PropertyValue] = {}
     for prop in children(element):
         name = local(prop.tag)
-        value = decode_value(prop)
+        value = decode_value(prop, fragment=fragment)
         if name in props:
             existing = props[name]
             if isinstance(existing, list):
@@ -220,7 +221,7 @@ def decode_instance(element: etree._Element) -> CimInstance:
                 props[name] = [existing, value]
         else:
             props[name] = value
-    if local(element.tag) == "XmlFragment" and ns_of(element.tag) == ns.WSMAN:
+    if fragment:
         return CimInstance(None, None, props)
     uri = ns_of(element.tag) or None
     return CimInstance(local(element.tag), uri, props)
