@@ -153,8 +153,10 @@ def test_record_from_the_cli_replays_to_the_same_answer(http_server: FakeWinRMSe
     assert first.returncode == 0, first.stderr
     files = sorted(record.glob("*.yml"))
     assert len(files) == 1
+    assert f"hvjob: recorded {files[0]}" in first.stderr  # says where
     text = files[0].read_text()
     assert "KillJob" in text and CANARY_PASSWORD not in text and "hvjob_fixture: 1" in text
+    assert 'identified itself (WS-Man Identify) as "Microsoft Corporation"' in text  # what is known, not more
     with FakeWinRMServer(record, users_file=http_server.users_file) as replay:
         second = hvjob(*args, "kill", host(replay), "--job", KILLABLE)
         assert replay.stats.unmatched == []
@@ -162,6 +164,15 @@ def test_record_from_the_cli_replays_to_the_same_answer(http_server: FakeWinRMSe
     assert {k: v for k, v in as_json(second)["results"][0].items() if k not in strip} == {
         k: v for k, v in as_json(first)["results"][0].items() if k not in strip
     }
+
+
+def test_an_unreachable_host_leaves_no_empty_recording(tmp_path: Path) -> None:
+    from hvjob.testing import free_port
+
+    record = tmp_path / "recorded"
+    proc = hvjob("--scheme", "http", "-u", "alice", "--record", str(record), "kill", f"127.0.0.1:{free_port()}",
+                 "--job", KILLABLE)  # fmt: skip
+    assert proc.returncode == 3 and not list(record.glob("*.yml")) and "recorded" not in proc.stderr
 
 
 def test_progress_bar_only_on_a_terminal(users_file: Path) -> None:

@@ -20,23 +20,33 @@ from hvjob.transport import ConnectionOptions
 
 #: Put on the line before a block that cannot run here because it names a real host.
 ILLUSTRATIVE = "<!-- illustrative: names a real host -->"
+#: Put on the line before a block that a test runs with names it provides (``run by tests/X.py``).
+RUN_BY = re.compile(r"<!-- run by (tests/\w+\.py) -->")
 BLOCK = re.compile(r"(<!--[^\n]*-->\n)?```python\n(.*?)```", re.S)
 
 
-def _blocks() -> list[tuple[str, int, bool, str]]:
+def _blocks() -> list[tuple[str, int, str, str]]:
+    """(doc, line, its marker comment or "", code) for every python block."""
     found = []
     for path in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
         text = path.read_text(encoding="utf-8")
         for match in BLOCK.finditer(text):
             line = text.count("\n", 0, match.start(2)) + 1
-            marked = (match.group(1) or "").strip() == ILLUSTRATIVE
-            found.append((path.relative_to(ROOT).as_posix(), line, marked, match.group(2)))
+            found.append((path.relative_to(ROOT).as_posix(), line, (match.group(1) or "").strip(), match.group(2)))
     return found
 
 
 BLOCKS = _blocks()
 RUNNABLE = [b for b in BLOCKS if not b[2]]
-ILLUSTRATIVE_BLOCKS = [b for b in BLOCKS if b[2]]
+ILLUSTRATIVE_BLOCKS = [b for b in BLOCKS if b[2] == ILLUSTRATIVE]
+RUN_ELSEWHERE = [b for b in BLOCKS if RUN_BY.fullmatch(b[2])]
+
+
+def test_every_marked_block_is_run_or_checked() -> None:
+    assert {b[2] for b in BLOCKS} <= {"", ILLUSTRATIVE} | {b[2] for b in RUN_ELSEWHERE}
+    for path, _, marker, _ in RUN_ELSEWHERE:
+        match = RUN_BY.fullmatch(marker)
+        assert match and path in (ROOT / match.group(1)).read_text(encoding="utf-8"), f"{match} does not run {path}"
 
 
 def test_the_docs_have_runnable_python() -> None:
@@ -44,7 +54,7 @@ def test_the_docs_have_runnable_python() -> None:
 
 
 @pytest.mark.parametrize(("path", "line", "marked", "code"), RUNNABLE, ids=[f"{b[0]}:{b[1]}" for b in RUNNABLE])
-def test_python_block_runs(path: str, line: int, marked: bool, code: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_python_block_runs(path: str, line: int, marked: str, code: str, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(code, f"{path}:{line}", "exec"), {"__name__": "docs_example"})
     if path == "docs/api.md":
         assert "'status': 'ok'" in capsys.readouterr().out
@@ -80,7 +90,7 @@ def _callee(node: ast.Call) -> Callable[..., Any] | None:
 @pytest.mark.parametrize(
     ("path", "line", "marked", "code"), ILLUSTRATIVE_BLOCKS, ids=[f"{b[0]}:{b[1]}" for b in ILLUSTRATIVE_BLOCKS]
 )
-def test_illustrative_block_calls_fit_the_code(path: str, line: int, marked: bool, code: str) -> None:
+def test_illustrative_block_calls_fit_the_code(path: str, line: int, marked: str, code: str) -> None:
     tree = ast.parse(code, f"{path}:{line}")
     checked = 0
     for node in ast.walk(tree):

@@ -78,7 +78,8 @@ def test_workers_share_the_hosts_and_results_come_back_typed(fleet: FleetProcess
     assert all(w.exitcode == 0 and w.peak_rss_mb for w in report.workers)
     assert fleet.stats()["unmatched"] == 0
     recorded = sorted(p.name for p in tmp_path.glob("*.yml"))  # written by the workers
-    assert recorded == sorted(f"kill-node{i}.yml" for i in range(7))
+    assert recorded == sorted(f"kill-node{i}.yml" for i in range(6))  # not the unreachable node6: nothing to record
+    assert report.recordings == sorted(str(p) for p in tmp_path.glob("*.yml"))  # passed back from the workers
 
 
 def test_a_worker_that_dies_leaves_its_hosts_outcome_unknown(fleet: FleetProcess) -> None:

@@ -372,7 +372,8 @@ def test_the_cli_records_twice_into_two_files(http_server: FakeWinRMServer, tmp_
     files = sorted(tmp_path.glob("*.yml"))
     assert len(files) == 2
     for path in files:
-        assert [e.request.action for e in load_scenario(path).exchanges] == [JOB_URI + "/KillJob"]
+        # --record asks the target to identify itself first, for the recording's origin
+        assert [e.request.action for e in load_scenario(path).exchanges] == ["Identify", JOB_URI + "/KillJob"]
 
 
 # --- origin --------------------------------------------------------------------------------------

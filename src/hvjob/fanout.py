@@ -9,6 +9,7 @@ requests still on the wire and reports them as unanswered.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -63,6 +64,7 @@ class FanoutReport:
     forced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     workers: list[WorkerStats] = field(default_factory=list)  # empty when the fan-out ran in threads here
+    recordings: list[str] = field(default_factory=list)  # the files --record wrote, one per host recorded
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -131,14 +133,16 @@ def run(
 
     workers = plan_processes(len(targets), concurrency, processes)
     stats: list[WorkerStats] = []
+    saved: list[str] = []
     with _InterruptsToEvents(cancel, abandon) as interrupts:
         if workers > 1:
-            _run_processes(work, indexed, workers, concurrency, deliver, cancel, abandon, stats)
+            _run_processes(work, indexed, workers, concurrency, deliver, cancel, abandon, stats, saved)
         else:
-            _run_threads(work, indexed, concurrency, deliver, cancel, abandon, announce=True)
+            _run_threads(work, indexed, concurrency, deliver, cancel, abandon, saved, announce=True)
     ordered = [results[i] for i in sorted(results)]
+    interrupted = cancel.is_set() or interrupts.caught
     return FanoutReport(
-        command, ordered, interrupted=cancel.is_set() or interrupts.caught, forced=abandon.is_set(), workers=stats
+        command, ordered, interrupted=interrupted, forced=abandon.is_set(), workers=stats, recordings=sorted(saved)
     )
 
 
@@ -165,6 +169,10 @@ class _Work:
             recorders.append(recorder)
         try:
             with WsmanSession(target.address, target.options, recorder=recorder) as session:
+                if recorder is not None and not cancel.is_set():
+                    # The recording says what answered it: the target's own Identify (noted by the recorder).
+                    with contextlib.suppress(HvjobError):  # the operation reports what fails here
+                        session.identify()
                 client = JobClient(session, cancel=cancel, **dict(self.client_options or {}))
                 live.started(index, client)
                 try:
@@ -248,6 +256,7 @@ def _run_threads(
     deliver: Callable[[int, OperationResult], None],
     cancel: _Flag,
     abandon: _Flag,
+    saved: list[str],
     *,
     announce: bool = False,
 ) -> None:
@@ -309,8 +318,10 @@ def _run_threads(
     finally:
         executor.shutdown(wait=not left, cancel_futures=True)
         for recorder in recorders:
+            if not len(recorder):
+                continue  # nothing was exchanged (an unreachable host): no empty recording
             try:
-                recorder.save()
+                saved.append(str(recorder.save()))
             except OSError as exc:
                 log.warning("cannot write recording: %s", exc)
 
@@ -375,6 +386,7 @@ def _run_processes(
     cancel: threading.Event,
     abandon: threading.Event,
     stats: list[WorkerStats],
+    saved: list[str],
 ) -> None:
     """Fork ``workers`` processes, each running a share of the hosts in its own thread pool.
 
@@ -391,7 +403,7 @@ def _run_processes(
     received = _Received()
     running = _start_workers(context, work, shares, slots, stop, give_up, go)
     if running is None:
-        _run_threads(work, indexed, concurrency, deliver, cancel, abandon)
+        _run_threads(work, indexed, concurrency, deliver, cancel, abandon, saved)
         return
     if cancel.is_set():
         stop.set()
@@ -420,6 +432,7 @@ def _run_processes(
             if index not in received.delivered:
                 error = OutcomeUnknown(f"{why}; whether the operation ran is unknown", host=target.name)
                 deliver(index, OperationResult(target.name, work.command, error=error))
+    saved.extend(received.saved)
 
 
 #: Seconds workers get, after a second Ctrl-C, to report their running hosts before they are killed.
@@ -435,6 +448,7 @@ class _Received:
     delivered: set[int] = field(default_factory=set)
     peaks: dict[int, float] = field(default_factory=dict)
     garbled: set[int] = field(default_factory=set)
+    saved: list[str] = field(default_factory=list)  # recordings the workers wrote
 
 
 def _start_workers(
@@ -515,6 +529,8 @@ def _receive(
             if message[0] == "result":
                 received.delivered.add(message[1])
                 deliver(message[1], message[2])
+            elif message[0] == "saved":
+                received.saved.extend(message[1])
             else:  # ("done", peak RSS in MB)
                 received.peaks[open_readers[ready]] = message[1]
 
@@ -596,7 +612,9 @@ def _worker(
         while not go.wait(0.5):
             if halt.parent_gone():
                 return
-        _run_threads(work, share, concurrency, send, halt, give_up)
+        saved: list[str] = []
+        _run_threads(work, share, concurrency, send, halt, give_up, saved)
+        writer.send(("saved", saved))
         writer.send(("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     except Exception:  # the parent reports this worker's unfinished hosts; no traceback here
         log.debug("fan-out worker failed", exc_info=True)
@@ -708,7 +726,7 @@ def on_job_node(
     owner = owners[0] if owners and not probe.interrupted else None
     by_name = {t.name: t for t in targets}
     acted: list[OperationResult] = []
-    interrupted, forced = probe.interrupted, probe.forced
+    interrupted, forced, recordings = probe.interrupted, probe.forced, list(probe.recordings)
     if owner is not None:
         done = run(
             command,
@@ -721,6 +739,7 @@ def on_job_node(
             cancel=cancel,
         )
         acted, interrupted, forced = done.results, done.interrupted, done.forced
+        recordings += done.recordings
     results: list[OperationResult] = []
     for seen in probe.results:
         if seen.host == owner and acted:
@@ -745,7 +764,7 @@ def on_job_node(
     if on_result is not None:
         for result in results:
             on_result(result)
-    report = FanoutReport(command, results, interrupted=interrupted, forced=forced)
+    report = FanoutReport(command, results, interrupted=interrupted, forced=forced, recordings=recordings)
     report.extra["job_found_on"] = owners
     return report
 
@@ -813,6 +832,7 @@ def stop_selected_once(
         )
         stopped = {r.host: r for r in done.results}
         listed.interrupted, listed.forced = done.interrupted, done.forced
+        listed.recordings += done.recordings
     results: list[OperationResult] = []
     for seen in listed.results:
         if seen.host in stopped:
@@ -826,7 +846,9 @@ def stop_selected_once(
     if on_result is not None:
         for result in results:
             on_result(result)
-    report = FanoutReport("stop", results, interrupted=listed.interrupted, forced=listed.forced)
+    report = FanoutReport(
+        "stop", results, interrupted=listed.interrupted, forced=listed.forced, recordings=listed.recordings
+    )
     report.extra["jobs"] = listed.extra.get("jobs", 0)
     return report
 

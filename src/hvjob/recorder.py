@@ -420,6 +420,11 @@ class FixtureRecorder:
     def __repr__(self) -> str:
         return f"FixtureRecorder(name={self.name!r}, path={self.path!r}, exchanges={len(self._exchanges)})"
 
+    def __len__(self) -> int:
+        """The number of exchanges recorded so far."""
+        with self._lock:
+            return len(self._exchanges)
+
     def __call__(self, request: WsmanRequest, status: int, body: bytes) -> None:
         entry = _Recorded(request.operation, describe_request(request.payload), status, bytes(body))
         identity = _identity_of(request, status, body) if request.operation == "Identify" else None

@@ -422,6 +422,8 @@ def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> N
             report.extra["job_found_on"] = [r.host for r in report.results if r.found]
     progress.close()
     output.emit(report, output=settings.output, verbose=settings.verbose, streamed=settings.output == "jsonl")
+    for path in report.recordings:
+        click.echo(f"hvjob: recorded {path} (read it before committing it: docs/fixtures.md)", err=True)
     if report.interrupted:
         click.echo("hvjob: interrupted; each host's result says what was sent to it and what is unknown", err=True)
     if report.forced:
