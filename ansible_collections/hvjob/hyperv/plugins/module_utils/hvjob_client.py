@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, hvjob maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -89,7 +88,10 @@ class HvjobModule:
 
     def client(self, session):
         return JobClient(
-            session, namespace=self.params["namespace"], class_name=self.params["job_class"], check=self.module.check_mode
+            session,
+            namespace=self.params["namespace"],
+            class_name=self.params["job_class"],
+            check=self.module.check_mode,
         )
 
     def run(self, operation):
@@ -108,7 +110,7 @@ class HvjobModule:
         """fail_json with the typed error's fields (docs/cli.md), never a traceback or a secret."""
         details = error.to_dict()
         result.setdefault("changed", False)
-        self.module.fail_json(msg="%s: %s" % (details["type"], details["message"]), error=details, **result)
+        self.module.fail_json(msg=f"{details['type']}: {details['message']}", error=details, **result)
 
     def exit(self, **result):
         logging.getLogger("hvjob").removeHandler(self._handler)

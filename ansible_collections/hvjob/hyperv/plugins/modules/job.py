@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, hvjob maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -158,7 +157,8 @@ notes:
   type: list
   elements: str
 error:
-  description: On failure, the typed error (C(type), C(message), C(wsman_code), C(wmi_code), C(fault_subcode), C(machine), ...).
+  description:
+    - On failure, the typed error (C(type), C(message), C(wsman_code), C(wmi_code), C(fault_subcode), C(machine), ...).
   returned: failure
   type: dict
 """
