@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from hvjob import __version__
-from hvjob.cli import output
+from hvjob.cli import config, output
 from hvjob.errors import HvjobError, UsageError
 from hvjob.fanout import (
     FanoutReport,
@@ -72,6 +73,8 @@ class Settings:
     dry_run: bool = False
     verbose: int = 0
     anonymous: bool = False  # identify --anonymous: no credentials needed
+    profile: config.Profile = field(default_factory=lambda: config.Profile(None, None))
+    sort_by: str | None = None  # list --sort
 
 
 def _usage(message: str) -> NoReturn:
@@ -157,8 +160,21 @@ def _configure_logging(verbose: int, loggers: tuple[str, ...]) -> None:
 # --- the group and its global options ------------------------------------------------------------
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [name for name in config.profile_names() if name.startswith(incomplete)]
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": "HVJOB"},
+)
 @click.version_option(__version__, "--version", prog_name="hvjob")
+@click.option(
+    "--profile",
+    metavar="NAME",
+    shell_complete=_complete_profiles,
+    help="Settings from [profile.NAME] of the config file (docs/cli.md) [env HVJOB_PROFILE].",
+)
 @click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True, help="WMI namespace of the job class.")
 @click.option(
     "--class", "class_name", default=DEFAULT_CLASS, show_default=True, help="Job class (any CIM_ConcreteJob subclass)."
@@ -228,7 +244,7 @@ def _configure_logging(verbose: int, loggers: tuple[str, ...]) -> None:
 def main(ctx: click.Context, /, **kw: Any) -> None:
     """Control Hyper-V cluster jobs over WS-Management (WinRM)."""
     _configure_logging(kw["verbose"], kw["debug_loggers"])
-    if ctx.invoked_subcommand in ("serve", "decode"):
+    if ctx.invoked_subcommand in ("serve", "decode", "completion"):
         ctx.obj = Settings(verbose=kw["verbose"])
         return
     resolve: dict[str, str] = {}
@@ -257,6 +273,7 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         read_timeout_margin=kw["read_timeout_margin"],
     )
     given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    profile = ctx.obj if isinstance(ctx.obj, config.Profile) else config.Profile(None, None)
     ctx.obj = Settings(
         namespace=kw["namespace"],
         class_name=kw["class_name"],
@@ -275,6 +292,7 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         check=kw["check"],
         dry_run=kw["dry_run"],
         verbose=kw["verbose"],
+        profile=profile,
     )
 
 
@@ -298,6 +316,10 @@ def _need_credentials(settings: Settings) -> None:
         )
     if opts.password is not None:
         return
+    from_profile = settings.profile.password(opts.username)
+    if from_profile is not None:
+        settings.options = opts.with_password(from_profile)
+        return
     if sys.stdin.isatty():
         password = click.prompt(f"Password for {opts.username}", hide_input=True, err=True)
         settings.options = opts.with_password(password)
@@ -306,6 +328,11 @@ def _need_credentials(settings: Settings) -> None:
 
 
 def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
+    if not settings.inventory:
+        try:
+            hosts = settings.profile.expand_hosts(hosts)
+        except UsageError as exc:
+            _usage(exc.message)
     if settings.inventory:
         from hvjob.inventory import load_inventory
 
@@ -322,10 +349,15 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
                 if not target.options.username:
                     _usage(f"{target.name}: no user name: set ansible_user, -u or HVJOB_USERNAME")
                 if target.options.password is None:
-                    _usage(f"{target.name}: no password: set ansible_password or HVJOB_PASSWORD")
+                    from_profile = settings.profile.password(target.options.username)
+                    if from_profile is None:
+                        _usage(f"{target.name}: no password: set ansible_password or HVJOB_PASSWORD")
+                    targets[targets.index(target)] = HostTarget(
+                        target.name, target.address, target.options.with_password(from_profile)
+                    )
     else:
         if not hosts:
-            _usage("name at least one HOST (or use --inventory)")
+            _usage("name at least one HOST (or use --inventory, or hosts in a profile)")
         _need_credentials(settings)
         targets = targets_for(hosts, settings.options, settings.resolve, None)
     for target in targets:
@@ -421,7 +453,18 @@ def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> N
         if command.job_id:
             report.extra["job_found_on"] = [r.host for r in report.results if r.found]
     progress.close()
-    output.emit(report, output=settings.output, verbose=settings.verbose, streamed=settings.output == "jsonl")
+    if settings.sort_by:
+        key = _SORT_KEYS[settings.sort_by]
+        for result in report.results:
+            if result.jobs:
+                result.jobs.sort(key=functools.partial(key, result.host))
+    output.emit(
+        report,
+        output=settings.output,
+        verbose=settings.verbose,
+        streamed=settings.output == "jsonl",
+        sort=_SORT_KEYS[settings.sort_by] if settings.sort_by else None,
+    )
     for path in report.recordings:
         click.echo(f"hvjob: recorded {path} (read it before committing it: docs/fixtures.md)", err=True)
     if report.interrupted:
@@ -510,11 +553,46 @@ def _selection(states: str | None, older_than: str | None, owner: str | None, na
     return JobFilter.of(_states(states), older_than=_duration(older_than), owner=owner, name=name)
 
 
+def _complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """HOST completion: the profile's hosts and @groups, or the --inventory's hosts and groups."""
+    root = ctx.find_root()
+    inventory = root.params.get("inventory")
+    names: list[str] = []
+    if inventory:
+        try:
+            from ansible.inventory.manager import InventoryManager
+            from ansible.parsing.dataloader import DataLoader
+
+            manager = InventoryManager(loader=DataLoader(), sources=[inventory])
+            names = sorted({h.name for h in manager.get_hosts()} | set(manager.groups))
+        except Exception:  # completion must never fail loudly
+            names = []
+    else:
+        try:  # the profile named on the line being completed (parsed by now), else HVJOB_PROFILE
+            profile = config.load(file_keys(), root.params.get("profile") or os.environ.get("HVJOB_PROFILE"))
+        except UsageError:
+            profile = config.Profile(None, None)
+        names = [*profile.hosts, *(f"@{group}" for group in profile.groups)]
+    return [name for name in names if name.startswith(incomplete)]
+
+
+_SORT_KEYS: dict[str, output.SortKey] = {
+    "node": lambda host, job: host,
+    "job": lambda host, job: str(job.get("InstanceID") or ""),
+    "state": lambda host, job: int(job.get("JobState") or 0),
+    "percent": lambda host, job: int(job.get("PercentComplete") or 0),
+    "started": lambda host, job: str(job.get("StartTime") or ""),
+    "elapsed": lambda host, job: float(job.get("ElapsedTime") or 0),
+    "owner": lambda host, job: str(job.get("Owner") or "").casefold(),
+    "name": lambda host, job: str(job.get("Name") or job.get("ElementName") or "").casefold(),
+}
+
+
 # --- commands ------------------------------------------------------------------------------------
 
 
 @main.command()
-@click.argument("hosts", nargs=-1)
+@click.argument("hosts", nargs=-1, shell_complete=_complete_hosts)
 @click.option("--anonymous", is_flag=True, help="Send the unauthenticated Identify that Windows allows.")
 @click.pass_obj
 def identify(settings: Settings, hosts: tuple[str, ...], anonymous: bool) -> None:
@@ -528,8 +606,14 @@ def identify(settings: Settings, hosts: tuple[str, ...], anonymous: bool) -> Non
 
 
 @main.command(name="list")
-@click.argument("hosts", nargs=-1)
+@click.argument("hosts", nargs=-1, shell_complete=_complete_hosts)
 @_filter_options
+@click.option(
+    "--sort",
+    "sort_by",
+    type=click.Choice(sorted(_SORT_KEYS)),
+    help="Order the jobs by this column (in the table, and within each host's JSON jobs).",
+)
 @click.pass_obj
 def list_jobs(
     settings: Settings,
@@ -538,9 +622,11 @@ def list_jobs(
     older_than: str | None,
     owner: str | None,
     name_glob: str | None,
+    sort_by: str | None,
 ) -> None:
     """List jobs of the class on each host (Enumerate + Pull with WQL); with --cluster, each job once."""
     selection = _selection(states, older_than, owner, name_glob)
+    settings.sort_by = sort_by
     _execute(
         settings,
         hosts,
@@ -549,7 +635,7 @@ def list_jobs(
 
 
 @main.command()
-@click.argument("host")
+@click.argument("host", shell_complete=_complete_hosts)
 @_job_option()
 @click.pass_obj
 def show(settings: Settings, host: str, job_id: str) -> None:
@@ -560,7 +646,7 @@ def show(settings: Settings, host: str, job_id: str) -> None:
 
 
 @main.command()
-@click.argument("hosts", nargs=-1)
+@click.argument("hosts", nargs=-1, shell_complete=_complete_hosts)
 @_job_option()
 @click.option("--delete-on-kill", is_flag=True, help="KillJob's DeleteOnKill parameter (default false).")
 @_missing_ok_option(False)
@@ -581,7 +667,7 @@ def kill(settings: Settings, hosts: tuple[str, ...], job_id: str, delete_on_kill
 
 
 @main.command()
-@click.argument("hosts", nargs=-1)
+@click.argument("hosts", nargs=-1, shell_complete=_complete_hosts)
 @_job_option(required=False)
 @click.option("--all", "all_jobs", is_flag=True, help="Select jobs (--state, --older-than, ...) instead of by id.")
 @_filter_options
@@ -655,7 +741,7 @@ def stop(
 
 
 @main.command(name="wait")
-@click.argument("host")
+@click.argument("host", shell_complete=_complete_hosts)
 @_job_option()
 @click.option("--timeout", type=click.FloatRange(min=0), default=300.0, show_default=True)
 @click.option("--require-success", is_flag=True, help="Fail unless the job completed with ErrorCode 0.")
@@ -675,7 +761,7 @@ def wait_job(settings: Settings, host: str, job_id: str, timeout: float, require
 
 
 @main.command()
-@click.argument("host")
+@click.argument("host", shell_complete=_complete_hosts)
 @_job_option()
 @click.pass_obj
 def errors(settings: Settings, host: str, job_id: str) -> None:
@@ -708,6 +794,93 @@ def decode(files: tuple[str, ...]) -> None:
     sys.exit(status)
 
 
+@main.group(name="config")
+def config_group() -> None:
+    """The config file and its profiles (docs/cli.md, "Profiles")."""
+
+
+@config_group.command(name="show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the effective settings and where each came from (never a password)."""
+    root = ctx.find_root()
+    settings: Settings = root.obj
+    profile = settings.profile
+    rows = []
+    for param in main.params:
+        if not isinstance(param, click.Option) or param.name in (None, "help", "version") or param.hidden:
+            continue
+        name = next(o for o in param.opts if o.startswith("--"))
+        rows.append((name, root.params.get(param.name), _origin(root, param, profile)))
+    rows.append(("password", None, _password_origin(settings)))
+    if settings.output == "json":
+        doc = {
+            "config_file": str(profile.path) if profile.path else str(config.config_path()) + " (absent)",
+            "profile": profile.name,
+            "hosts": profile.hosts,
+            "groups": profile.groups,
+            "settings": {name.lstrip("-"): {"value": value, "origin": origin} for name, value, origin in rows},
+        }
+        click.echo(json.dumps(doc, indent=2))
+        sys.exit(0)
+    where = profile.path or f"{config.config_path()} (absent)"
+    click.echo(f"config file: {where}" + (f", profile {profile.name}" if profile.name else ""))
+    if profile.hosts or profile.groups:
+        groups = " ".join(f"@{name}" for name in profile.groups)
+        click.echo(f"hosts: {' '.join(profile.hosts) or '(none)'}" + (f"; groups: {groups}" if groups else ""))
+    shown = [(name, "" if value is None else _shown(value), origin) for name, value, origin in rows]
+    click.echo(output.table(["OPTION", "VALUE", "FROM"], shown))
+    sys.exit(0)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def _origin(root: click.Context, param: click.Parameter, profile: config.Profile) -> str:
+    source = root.get_parameter_source(param.name or "")
+    if source is ParameterSource.COMMANDLINE:
+        return "command line"
+    if source is ParameterSource.ENVIRONMENT:
+        envvar = param.envvar if isinstance(param.envvar, str) else f"HVJOB_{(param.name or '').upper()}"
+        return f"environment {envvar}"
+    if source is ParameterSource.DEFAULT_MAP:
+        return f"{profile.path} {profile.origins.get(param.name or '', '')}".strip()
+    return "default"
+
+
+def _password_origin(settings: Settings) -> str:
+    """Where the password would come from; the value itself is never shown."""
+    root = click.get_current_context().find_root()
+    if root.params.get("password_file"):
+        return f"--password-file {root.params['password_file']}"
+    if os.environ.get("HVJOB_PASSWORD") is not None:
+        return "environment HVJOB_PASSWORD (value not shown)"
+    profile = settings.profile
+    if profile.password_command:
+        return f"password_command of {profile.path}"
+    if profile.keyring:
+        return f"system keyring, service {profile.keyring!r}"
+    return "none: a prompt on a terminal"
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: eval "$(hvjob completion bash)" (docs/cli.md)."""
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)
+    if completer is None:  # click knows all three; a future click might not
+        _usage(f"no completion for {shell}")
+    click.echo(completer(main, {}, "hvjob", "_HVJOB_COMPLETE").source())
+    sys.exit(0)
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 
@@ -715,10 +888,48 @@ def _global_option_names() -> set[str]:
     return {opt for param in main.params for opt in getattr(param, "opts", ())}
 
 
+def file_keys() -> dict[str, str]:
+    """Config file key (the long option name, dashes as underscores) -> the click parameter name."""
+    keys = {}
+    for param in main.params:
+        longs = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        if longs and param.name and param.name not in ("profile", "version"):
+            keys[longs[0][2:].replace("-", "_")] = param.name
+    return keys
+
+
+def _profile_asked(argv: list[str]) -> str | None:
+    """``--profile NAME`` among the global options (before the command), else ``HVJOB_PROFILE``."""
+    commands = set(main.list_commands(click.Context(main)))
+    for index, arg in enumerate(argv):
+        if arg in commands:
+            break
+        if arg == "--profile" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--profile="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("HVJOB_PROFILE") or None
+
+
+def load_profile(argv: list[str]) -> config.Profile:
+    profile = config.load(file_keys(), _profile_asked(argv))
+    resolve = profile.options.get("resolve")
+    if isinstance(resolve, dict):  # resolve = {HVNODE01 = "10.0.0.11"} reads better than a list
+        profile.options["resolve"] = [f"{name}={where}" for name, where in resolve.items()]
+    return profile
+
+
 def run_cli() -> None:
     """Entry point wrapper: usage errors exit 2, interrupts 130, and nothing else escapes."""
     try:
-        main.main(standalone_mode=False)
+        profile = load_profile(sys.argv[1:])
+        main.main(
+            prog_name="hvjob",
+            complete_var="_HVJOB_COMPLETE",
+            standalone_mode=False,
+            default_map=profile.options,
+            obj=profile,
+        )
     except click.exceptions.NoSuchOption as exc:
         if exc.option_name in _global_option_names():
             command = exc.ctx.info_name if exc.ctx else "COMMAND"

@@ -11,7 +11,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
@@ -36,8 +36,14 @@ USEFUL_PROPERTIES = (
 ERROR_PROPERTIES = ("ErrorCode", "ErrorDescription", "ErrorSummaryDescription")
 
 
-def emit(report: FanoutReport, *, output: str, verbose: int, streamed: bool = False) -> None:
-    """Print ``report`` as ``output`` asks (json, jsonl, text); ``streamed``: jsonl lines already out."""
+SortKey = Callable[[str, dict[str, Any]], Any]
+
+
+def emit(
+    report: FanoutReport, *, output: str, verbose: int, streamed: bool = False, sort: SortKey | None = None
+) -> None:
+    """Print ``report`` as ``output`` asks (json, jsonl, text); ``streamed``: jsonl lines already out;
+    ``sort``: the order of the jobs table (node, job -> key)."""
     if output == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif output == "jsonl":
@@ -46,7 +52,7 @@ def emit(report: FanoutReport, *, output: str, verbose: int, streamed: bool = Fa
                 click.echo(json.dumps(result.to_dict()))
         click.echo(json.dumps({"summary": report.summary}))
     else:
-        click.echo(render_text(report, verbose=verbose))
+        click.echo(render_text(report, verbose=verbose, sort=sort))
     for hint in hints(report):
         click.echo(f"hvjob: hint: {hint}", err=True)
 
@@ -54,7 +60,7 @@ def emit(report: FanoutReport, *, output: str, verbose: int, streamed: bool = Fa
 # --- text ----------------------------------------------------------------------------------------
 
 
-def render_text(report: FanoutReport, *, verbose: int = 0) -> str:
+def render_text(report: FanoutReport, *, verbose: int = 0, sort: SortKey | None = None) -> str:
     """The results table, then what the command read (jobs, properties, errors), then the summary."""
     parts = [_results_table(report, verbose)]
     for result in report.results:
@@ -64,6 +70,8 @@ def render_text(report: FanoutReport, *, verbose: int = 0) -> str:
         if block:
             parts.append(block)
     listed = [(r.host, job) for r in report.results if r.command == "list" for job in r.jobs or []]
+    if sort is not None:
+        listed.sort(key=lambda pair: sort(*pair))
     if listed:
         parts.append(_jobs_table(listed))
     parts.append(_summary_line(report))
