@@ -557,7 +557,8 @@ class JobClient:
     """Job operations on one host, over one :class:`WsmanSession`; a context manager that closes it.
 
     ``cancel``: once set, no further request is sent (the operation ends with :class:`Interrupted`)
-    and a wait between polls ends at once.
+    and a wait between polls ends at once. ``on_poll(host, job)`` is called with each state a wait
+    reads (the CLI's progress bars).
     """
 
     def __init__(
@@ -571,6 +572,7 @@ class JobClient:
         sleep: Callable[[float], None] | None = None,
         check: bool = False,
         cancel: CancelFlag | None = None,
+        on_poll: Callable[[str, Job], None] | None = None,
     ) -> None:
         if not _IDENTIFIER.fullmatch(class_name):
             raise UsageError(f"invalid WMI class name {class_name!r}")
@@ -585,6 +587,7 @@ class JobClient:
         self.sleep = sleep
         self.check = check
         self.cancel = cancel
+        self.on_poll = on_poll  # (host, job) after each read of a wait: a progress display's feed
         self._logs: list[list[SentRequest]] = []  # one per operation in progress (stop_all nests stop)
 
     @property
@@ -1154,6 +1157,8 @@ class JobClient:
             seen = True
             if result is not None:
                 result.set_job(job)
+            if self.on_poll is not None:
+                self.on_poll(self.host, job)
             if job.is_terminal:
                 return job, seen
             remaining = deadline - time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -18,6 +19,7 @@ from click.core import ParameterSource
 
 from hvjob import __version__
 from hvjob.cli import config, output
+from hvjob.cli import watch as live
 from hvjob.errors import HvjobError, UsageError
 from hvjob.fanout import (
     FanoutReport,
@@ -426,17 +428,32 @@ class _Command:
     missing_ok: bool = False
     selection: JobFilter | None = None  # stop --all
     stop_options: dict[str, Any] = field(default_factory=dict)
+    waits: bool = False  # polls a job to its end: progress bars on a terminal
 
 
 def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> NoReturn:
     targets = _targets(settings, hosts)
     if settings.dry_run:
         _dry_run(settings, targets, command.plan)
-    progress = _Progress(len(targets), settings)
+    with contextlib.ExitStack() as stack:
+        report = _run_command(settings, targets, command, stack)
+    _report(settings, report)
+
+
+def _run_command(
+    settings: Settings, targets: list[HostTarget], command: _Command, stack: contextlib.ExitStack
+) -> FanoutReport:
+    client_options = _client_options(settings)
+    processes = settings.processes
+    showing_waits = command.waits and settings.output == "text" and sys.stderr.isatty()
+    if showing_waits:  # the bars are fed from the hosts' threads, so the hosts stay in this process
+        client_options["on_poll"] = stack.enter_context(live.WaitProgress()).update
+        processes = 1
+    progress = _Progress(0 if showing_waits else len(targets), settings)
     common: dict[str, Any] = {
         "concurrency": settings.concurrency,
-        "processes": settings.processes,
-        "client_options": _client_options(settings),
+        "processes": processes,
+        "client_options": client_options,
         "record_dir": settings.record,
         "on_result": progress.update,
     }
@@ -453,6 +470,10 @@ def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> N
         if command.job_id:
             report.extra["job_found_on"] = [r.host for r in report.results if r.found]
     progress.close()
+    return report
+
+
+def _report(settings: Settings, report: FanoutReport) -> NoReturn:
     if settings.sort_by:
         key = _SORT_KEYS[settings.sort_by]
         for result in report.results:
@@ -722,6 +743,7 @@ def stop(
                 lambda c: c.plan("stop", job_id, **plan_options),
                 job_id=job_id,
                 missing_ok=missing_ok,
+                waits=wait,
             ),
         )
     selection = _selection(states, older_than, owner, name_glob)
@@ -756,6 +778,7 @@ def wait_job(settings: Settings, host: str, job_id: str, timeout: float, require
             lambda c: c.wait(job_id, timeout=timeout, require_success=require_success),
             lambda c: c.plan("wait", job_id),
             job_id=job_id,
+            waits=True,
         ),
     )
 
@@ -771,6 +794,59 @@ def errors(settings: Settings, host: str, job_id: str) -> None:
         (host,),
         _Command("errors", lambda c: c.errors(job_id), lambda c: c.plan("errors", job_id), job_id=job_id),
     )
+
+
+@main.command(name="watch")
+@click.argument("hosts", nargs=-1, shell_complete=_complete_hosts)
+@click.option("--job", "job_ids", multiple=True, metavar="ID", help="Watch only this job (repeatable).")
+@_filter_options
+@click.option("--until-done", is_flag=True, help="Exit when every watched job is finished (exit codes as wait's).")
+@click.option("--require-success", is_flag=True, help="With --until-done: exit 1 unless every job succeeded.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="With --until-done: exit 4 after SECONDS.")
+@live.interval_option
+@click.pass_obj
+def watch_jobs(
+    settings: Settings,
+    hosts: tuple[str, ...],
+    job_ids: tuple[str, ...],
+    states: str | None,
+    older_than: str | None,
+    owner: str | None,
+    name_glob: str | None,
+    until_done: bool,
+    require_success: bool,
+    timeout: float | None,
+    interval: float,
+) -> None:
+    """Watch jobs live on a terminal (or a JSON line per change off one); with --cluster, the cluster's."""
+    selection = _selection(states, older_than, owner, name_glob)
+    targets = _targets(settings, hosts)
+    if settings.dry_run:
+        _dry_run(settings, targets, lambda c: c.plan("list", where=selection))
+    client_options = _client_options(settings)
+
+    def poll() -> FanoutReport:
+        report = run(
+            "list",
+            targets,
+            lambda c: c.list(where=selection),
+            concurrency=settings.concurrency,
+            processes=settings.processes,
+            client_options=client_options,
+        )
+        return list_once(report) if settings.cluster else report
+
+    title = f"{hosts[0]} (cluster, {len(targets)} nodes)" if settings.cluster else ", ".join(t.name for t in targets)
+    options = live.WatchOptions(
+        interval=interval,
+        until_done=until_done,
+        timeout=timeout,
+        require_success=require_success,
+        jobs=live.wanted_jobs(job_ids),
+        title=title,
+        class_name=settings.class_name,
+    )
+    sys.exit(live.watch(poll, options))
 
 
 @main.command()

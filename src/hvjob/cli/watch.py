@@ -1,0 +1,343 @@
+"""``hvjob watch``: the jobs of some hosts (or a whole cluster), live; and the progress of a wait.
+
+On a terminal, a full-screen view refreshed every few seconds: one row per job with a progress
+bar, rows that changed since the last refresh highlighted, finished jobs dimmed, a failed job's
+error under it. Off a terminal, one JSON line per change (a job appears, changes state, finishes
+or vanishes; a host starts or stops failing), so that another program can follow the stream, as
+``kubectl get -w`` prints changes. Each refresh is one fan-out ``list`` with the usual bounded
+concurrency; with ``--cluster`` each job once (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from hvjob.fanout import FanoutReport
+from hvjob.jobs import TERMINAL_STATES, Job, JobState, state_label
+
+#: Exit codes as ``wait`` defines them (docs/cli.md).
+EXIT_OK, EXIT_FAILED, EXIT_WAIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 4, 130
+
+
+@dataclass(frozen=True)
+class Row:
+    """One job as the last refresh saw it."""
+
+    node: str
+    job: str
+    class_name: str
+    name: str
+    state: int | None
+    percent: int | None
+    elapsed: float | None
+    owner: str
+    error: str
+
+    @classmethod
+    def of(cls, node: str, props: dict[str, Any]) -> Row:
+        code, text = props.get("ErrorCode"), props.get("ErrorDescription") or props.get("ErrorSummaryDescription")
+        error = ""
+        if props.get("JobState") == JobState.EXCEPTION or (code not in (None, 0)) or text:
+            error = f"ErrorCode {code}" + (f": {text}" if text else "")
+        elapsed = props.get("ElapsedTime")
+        return cls(
+            node=node,
+            job=str(props.get("InstanceID") or ""),
+            class_name=str(props.get("CreationClassName") or props.get("__class") or ""),
+            name=str(props.get("Name") or props.get("ElementName") or props.get("CollectionId") or ""),
+            state=props.get("JobState") if isinstance(props.get("JobState"), int) else None,
+            percent=props.get("PercentComplete") if isinstance(props.get("PercentComplete"), int) else None,
+            elapsed=float(elapsed) if isinstance(elapsed, (int, float)) else None,
+            owner=str(props.get("Owner") or ""),
+            error=error,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.state is not None and self.state in TERMINAL_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in (JobState.COMPLETED, JobState.COMPLETED_WITH_WARNINGS) and not self.error
+
+
+@dataclass
+class Snapshot:
+    """What one refresh saw: the jobs by id, and the hosts that failed to answer."""
+
+    when: dt.datetime
+    rows: dict[str, Row] = field(default_factory=dict)
+    host_errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, report: FanoutReport, class_name: str, wanted: set[str] | None) -> Snapshot:
+        snapshot = cls(dt.datetime.now(dt.timezone.utc))
+        for result in report.results:
+            if result.error is not None:
+                snapshot.host_errors[result.host] = f"{result.error.type}: {result.error.message}"
+                continue
+            for props in result.jobs or []:
+                row = Row.of(result.host, {"__class": class_name, **props})
+                if wanted is None or row.job in wanted:
+                    snapshot.rows.setdefault(row.job, row)
+        return snapshot
+
+
+def changes(before: Snapshot | None, after: Snapshot) -> list[dict[str, Any]]:
+    """The events between two refreshes, as the JSON lines of the off-terminal stream."""
+    events: list[dict[str, Any]] = []
+    old_rows = before.rows if before else {}
+    stamp = after.when.isoformat()
+    for job, row in after.rows.items():
+        previous = old_rows.get(job)
+        if previous is None:
+            kind = "appeared"
+        elif previous.state != row.state:
+            kind = "finished" if row.finished else "changed"
+        else:
+            continue
+        events.append(_event(stamp, kind, row, previous))
+    for job, row in old_rows.items():
+        if job not in after.rows and row.node not in after.host_errors:
+            events.append(_event(stamp, "vanished", row, row))
+    old_errors = before.host_errors if before else {}
+    for host, error in after.host_errors.items():
+        if old_errors.get(host) != error:
+            events.append({"time": stamp, "event": "host_failed", "node": host, "error": error})
+    for host in old_errors:
+        if host not in after.host_errors:
+            events.append({"time": stamp, "event": "host_answered", "node": host})
+    return events
+
+
+def _event(stamp: str, kind: str, row: Row, previous: Row | None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "time": stamp,
+        "event": kind,
+        "node": row.node,
+        "job": row.job,
+        "state": state_label(row.state),
+        "job_state": row.state,
+        "percent": row.percent,
+    }
+    if previous is not None and previous is not row:
+        event["previous_state"] = state_label(previous.state)
+    if row.error:
+        event["error"] = row.error
+    return event
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+
+@dataclass
+class WatchOptions:
+    interval: float = 2.0
+    until_done: bool = False
+    timeout: float | None = None
+    require_success: bool = False
+    jobs: set[str] | None = None  # --job: only these
+    title: str = ""
+    class_name: str = ""
+
+
+def watch(poll: Callable[[], FanoutReport], options: WatchOptions) -> int:
+    """Refresh until Ctrl-C, or with ``until_done`` until every job is finished; the exit code."""
+    live = sys.stdout.isatty()
+    stop = threading.Event()
+    view = _LiveView(options) if live else None
+    started = time.monotonic()
+    previous: Snapshot | None = None
+    seen: set[str] = set()
+    try:
+        if view is not None:
+            view.start()
+        while True:
+            report = poll()
+            if report.interrupted:  # Ctrl-C during a refresh: the fan-out caught it
+                return EXIT_INTERRUPTED
+            snapshot = Snapshot.of(report, options.class_name, options.jobs)
+            seen |= set(snapshot.rows)
+            if view is not None:
+                view.show(snapshot, previous)
+            else:
+                for event in changes(previous, snapshot):
+                    click.echo(json.dumps(event))
+                sys.stdout.flush()
+            code = _finished(snapshot, seen, options, first=previous is None)
+            if code is not None:
+                return code
+            if options.timeout is not None and time.monotonic() - started >= options.timeout:
+                return EXIT_WAIT_TIMEOUT
+            previous = snapshot
+            if stop.wait(options.interval):
+                return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        if view is not None:
+            view.stop()
+
+
+def _finished(snapshot: Snapshot, seen: set[str], options: WatchOptions, *, first: bool) -> int | None:
+    """With --until-done: the exit code once every watched job is finished (or gone), else None."""
+    if not options.until_done:
+        return None
+    if options.jobs and first and not snapshot.host_errors:
+        missing = options.jobs - set(snapshot.rows)
+        if missing:  # a job never seen is not found, as for wait
+            click.echo(f"hvjob: error: job(s) not found: {', '.join(sorted(missing))}", err=True)
+            return EXIT_FAILED
+    if snapshot.host_errors or not all(row.finished for row in snapshot.rows.values()):
+        return None
+    if options.jobs and not seen:
+        return None
+    if options.require_success and not all(row.succeeded for row in snapshot.rows.values()):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- on a terminal -------------------------------------------------------------------------------
+
+
+class _LiveView:
+    """The full-screen table, drawn by rich's Live on the alternate screen."""
+
+    def __init__(self, options: WatchOptions) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.options = options
+        self.console = Console()
+        self.live = Live(console=self.console, screen=True, auto_refresh=False, transient=True)
+
+    def start(self) -> None:
+        self.live.start()
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def show(self, snapshot: Snapshot, previous: Snapshot | None) -> None:
+        self.live.update(self.render(snapshot, previous), refresh=True)
+
+    def render(self, snapshot: Snapshot, previous: Snapshot | None) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        rows = sorted(snapshot.rows.values(), key=lambda r: (r.finished, r.node, r.job))
+        running = sum(1 for r in rows if not r.finished)
+        when = snapshot.when.astimezone().strftime("%H:%M:%S")
+        header = Text(
+            f"hvjob watch {self.options.title}   every {self.options.interval:g}s   {when}   "
+            f"{len(rows)} job(s), {running} running",
+            style="bold",
+        )
+        table = Table(expand=True, header_style="bold", box=None, padding=(0, 1))
+        # Node names and job ids are what a person acts on: never cut; the rest shares what is left.
+        table.add_column("NODE", no_wrap=True, min_width=max([4, *(len(r.node) for r in rows)]))
+        table.add_column("JOB", no_wrap=True, min_width=min(40, max([3, *(len(r.job) for r in rows)])))
+        for column, ratio in (("CLASS", 1), ("NAME / VM GROUP", 2), ("STATE", 1)):
+            table.add_column(column, ratio=ratio, no_wrap=True, overflow="ellipsis")
+        table.add_column("PROGRESS", width=28, no_wrap=True)
+        table.add_column("ELAPSED", width=9, no_wrap=True)
+        table.add_column("OWNER", ratio=1, no_wrap=True, overflow="ellipsis")
+        old = previous.rows if previous else {}
+        for row in rows:
+            before = old.get(row.job)
+            changed = before is not None and (before.state != row.state or before.percent != row.percent)
+            style = "dim" if row.finished else ("bold reverse" if changed else "")
+            if row.finished and changed:
+                style = "bold"  # the refresh it finished in, still highlighted
+            percent = row.percent if row.percent is not None else 0
+            bar = Table.grid(padding=(0, 1))
+            bar.add_row(ProgressBar(total=100, completed=percent, width=20), Text(f"{percent:>3}%"))
+            table.add_row(
+                Text(row.node),
+                Text(row.job),
+                Text(row.class_name.removeprefix("Msvm_")),
+                Text(row.name),
+                Text(state_label(row.state) or "?", style="red" if row.error else ""),
+                bar,
+                Text(_elapsed(row.elapsed)),
+                Text(row.owner),
+                style=style,
+            )
+            if row.error:
+                table.add_row("", Text(f"  error: {row.error}", style="red"), end_section=False)
+        parts: list[Any] = [header]
+        for host, error in sorted(snapshot.host_errors.items()):
+            parts.append(Text(f"{host}: {error}", style="red"))
+        parts += [table, Text("Ctrl-C to quit" + ("; exits when every job is finished" if self.options.until_done
+                                                   else ""), style="dim")]  # fmt: skip
+        return Group(*parts)
+
+
+def _elapsed(seconds: float | None) -> str:
+    from hvjob.cli.output import duration
+
+    return "" if seconds is None else duration(seconds)
+
+
+# --- the progress of wait and stop --wait ------------------------------------------------------
+
+
+class WaitProgress:
+    """Bars on stderr for the jobs a wait polls (host: job), fed by ``JobClient.on_poll``."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._tasks: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> WaitProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, host: str, job: Job) -> None:
+        key = (host, job.instance_id)
+        with self._lock:
+            if key not in self._tasks:
+                self._tasks[key] = self.progress.add_task(f"{host}: {job.instance_id}", total=100, state="")
+            task = self._tasks[key]
+        percent = 100 if job.succeeded else (job.percent_complete or 0)
+        self.progress.update(task, completed=percent, state=job.state_label or "?")
+
+
+def interval_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--interval",
+        type=click.FloatRange(min=0.2),
+        default=2.0,
+        show_default=True,
+        help="Seconds between refreshes.",
+    )(fn)
+
+
+def wanted_jobs(job_ids: Iterable[str]) -> set[str] | None:
+    ids = {j for j in job_ids if j}
+    return ids or None
