@@ -19,6 +19,8 @@ SWITCHES: dict[str, tuple[str, ...]] = {
     # KillJob: supported; always ReturnValue 1 (DMTF Not Supported); always 32770 (Hyper-V's vendor
     # Not Supported); or a WMI fault 0x8004100C. Microsoft's pages disagree (NOTES 3).
     "killjob": ("supported", "returns-1", "returns-32770", "faults"),
+    # RequestStateChange itself, as for KillJob: supported, ReturnValue 1, 32770, or the WMI fault.
+    "request_state_change_support": ("supported", "returns-1", "returns-32770", "faults"),
     # RequestStateChange(4|5): 0 with the job already final; 4096 and a Job reference to an
     # Msvm_ConcreteJob tracking the change; 4096 without a reference. Async jobs pass Shutting Down.
     "request_state_change": ("sync", "async", "async-without-job"),
@@ -48,6 +50,7 @@ NUMBERS: dict[str, float] = {"transition_seconds": 2.0, "export_seconds": 600.0}
 @dataclass(frozen=True)
 class Profile:
     killjob: str = "supported"
+    request_state_change_support: str = "supported"
     request_state_change: str = "sync"
     killed_state: str = "Killed"
     job_reference: str = "wrapped"

@@ -43,7 +43,7 @@ FAILED = 32768
 NOT_SUPPORTED = 32770
 INVALID_PARAMETER = 32773
 INVALID_STATE = 32775
-KILLJOB_NOT_SUPPORTED = 1  # DMTF KillJob codes (the KillJob pages)
+DMTF_NOT_SUPPORTED = 1  # DMTF's Not Supported (the KillJob pages, CIM_ConcreteJob.RequestStateChange)
 KILLJOB_FAILED = 4
 
 
@@ -117,7 +117,7 @@ class KillJob:
         profile, job = call.model.profile, call.target
         assert job is not None
         if profile.killjob == "returns-1":
-            return MethodOutcome(KILLJOB_NOT_SUPPORTED)
+            return MethodOutcome(DMTF_NOT_SUPPORTED)
         if profile.killjob == "returns-32770":
             return MethodOutcome(NOT_SUPPORTED)
         if profile.killjob == "faults":
@@ -144,6 +144,12 @@ class RequestStateChange:
         assert job is not None
         requested = call.params.get("RequestedState")
         timeout = call.params.get("TimeoutPeriod")
+        if profile.request_state_change_support == "returns-1":
+            return MethodOutcome(DMTF_NOT_SUPPORTED)
+        if profile.request_state_change_support == "returns-32770":
+            return MethodOutcome(NOT_SUPPORTED)
+        if profile.request_state_change_support == "faults":
+            raise CimFault("not_supported", "This operation is not supported.")
         if requested not in (2, 3, 4, 5, 6):
             return MethodOutcome(INVALID_PARAMETER)
         if (
