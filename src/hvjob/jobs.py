@@ -175,8 +175,9 @@ def return_name(method: str, value: int, class_name: str) -> str:
     return "Success" if value == 0 else "Failed"
 
 
-def _not_supported(method: str, value: int) -> bool:
-    return value == 1 or (method == "RequestStateChange" and value == 32770)
+def _not_supported(method: str, value: int, class_name: str) -> bool:
+    """ReturnValue 1 (DMTF), or 32770, Hyper-V's Not Supported: from any method of an Msvm_ class."""
+    return value == 1 or (value == 32770 and (method == "RequestStateChange" or class_name.startswith("Msvm_")))
 
 
 # --- the job model -------------------------------------------------------------------------------
@@ -625,7 +626,7 @@ class JobClient:
                 return result
             result.return_value = out.return_value
             result.return_name = return_name(name, out.return_value, self.class_name)
-            if _not_supported(name, out.return_value) and not last:
+            if _not_supported(name, out.return_value, self.class_name) and not last:
                 result.notes.append(f"{name} returned {out.return_value} ({result.return_name}); falling back")
                 continue
             accepted = out.return_value == 0 or (name == "RequestStateChange" and out.return_value == 4096)
@@ -667,7 +668,7 @@ class JobClient:
         try:
             out = self.invoke(job_id, "GetErrorEx", [])
             values = out.out.get("Errors")
-            if _not_supported("GetErrorEx", out.return_value):
+            if _not_supported("GetErrorEx", out.return_value, self.class_name):
                 raise NotSupported("GetErrorEx not supported", host=self.host)
         except NotSupported:
             result.method = "GetError"
