@@ -63,13 +63,13 @@ def pairwise(switches: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
     }
     rows: list[dict[str, str]] = []
     while missing:
-        first = min(missing, key=lambda pair: sorted(pair))
+        first = min(missing, key=sorted)
         row = dict(first)
         for name in names:
             if name in row:
                 continue
 
-            def gain(value: str, name: str = name) -> int:
+            def gain(value: str, name: str = name, row: dict[str, str] = row) -> int:
                 return sum(frozenset({(name, value), item}) in missing for item in row.items())
 
             row[name] = max(switches[name], key=gain)

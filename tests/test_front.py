@@ -21,7 +21,7 @@ import spnego
 from conftest import CANARY_PASSWORD, JOB_URI, SCENARIOS, job_id
 from hvjob.jobs import JobClient
 from hvjob.testing import FakeWinRMServer
-challenge_target_name = lambda c: __import__("hvjob.testing.front", fromlist=["x"]).challenge_target_name(c)
+from hvjob.testing.front import challenge_target_name
 from hvjob.transport import WsmanSession
 from sim_helpers import connection_options
 
@@ -196,9 +196,7 @@ def test_a_domain_user_is_not_reachable_under_the_target_name(users_file: Path) 
 def test_unencrypted_traffic_gets_windows_statuses_unless_allowed(users_file: Path) -> None:
     body = GET_WITH_ATTRIBUTED_ID.format(mid="uuid:6E0B0C8A-1111-4222-8333-9444555500BB", uri=JOB_URI).encode()
     with FakeWinRMServer(SCENARIOS, users_file=users_file) as server:  # AllowUnencrypted false (the default)
-        status, _, reply = _post(
-            server, body, {"Authorization": _basic(), "Content-Type": "application/soap+xml"}
-        )
+        status, _, reply = _post(server, body, {"Authorization": _basic(), "Content-Type": "application/soap+xml"})
         assert status == 401 and reply == b""  # Basic is refused over plain HTTP
         status, reply = _ntlm_as_go_does(server, body)
         assert (status, reply) == (500, b"")  # authenticated, but the body is not sealed

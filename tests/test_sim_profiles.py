@@ -126,7 +126,7 @@ def test_stop_with_every_method_choice_matches_the_ground_truth(cluster: Simulat
         for (method, mode), _ in ORDER.items():
             job_id = f"STOP-{method}-{mode}"
             cluster.add_job(id=job_id, node="HVNODE01", state="Running", percent=20)
-            result = client.stop(job_id, method=method, mode=mode)  # type: ignore[arg-type]
+            result = client.stop(job_id, method=method, mode=mode)
             tried, changed, error_type = expected_stop(profile, method, mode)
             log = entries(cluster, job_id)
             assert [e["method"] for e in log] == tried, (method, mode, result.to_dict())
@@ -157,7 +157,10 @@ def test_stop_is_idempotent_and_reads_before_acting(cluster: SimulatedCluster) -
         assert second.ok and second.changed is False and second.method == "Get"
         assert len(log) == len(tried)
     else:  # nothing worked, so the second stop tries again, and fails the same way
-        assert (second.changed, second.error.type if second.error else None) == (False, first.error and first.error.type)
+        assert (second.changed, second.error.type if second.error else None) == (
+            False,
+            first.error and first.error.type,
+        )
         assert len(log) == 2 * len(tried)
     assert finished.ok and finished.changed is False and entries(cluster, default.COMPLETED) == []
 
