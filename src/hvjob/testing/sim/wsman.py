@@ -200,6 +200,7 @@ class NodeBackend:
         assert resource.namespace is not None
         class_name, namespace = resource.class_name, resource.namespace
         selectors = {k.lower(): v for k, v in request.selectors.items() if k.lower() != "__cimnamespace"}
+        path = _path(class_name, request.selectors)
         mid, model = request.message_id, self.model
         if class_name == SERVICE_CLASS:
             keys = {k.lower(): k for k in SERVICE_KEYS}
@@ -207,7 +208,7 @@ class NodeBackend:
             if not selectors or any(k not in keys for k in selectors):
                 return faults.invalid_selectors(self.node, mid)
             if any(str(properties[keys[k]]).lower() != v.lower() for k, v in selectors.items()):
-                return faults.not_found(self.node, mid, operation, _path(class_name, selectors), "WinMgmt")
+                return faults.not_found(self.node, mid, operation, path, "WinMgmt")
             return class_name, namespace, properties
         if class_name in ("MSCluster_Cluster", "MSCluster_Node"):
             if set(selectors) != {"name"}:
@@ -218,12 +219,12 @@ class NodeBackend:
             node = model.node_name(name) if class_name == "MSCluster_Node" else None
             if node is not None:
                 return class_name, namespace, node_properties(model, node)
-            return faults.not_found(self.node, mid, operation, _path(class_name, selectors), "MSCluster")
+            return faults.not_found(self.node, mid, operation, path, "MSCluster")
         if set(selectors) != {"instanceid"}:
             return faults.invalid_selectors(self.node, mid)
         job = self._job(selectors["instanceid"], class_name, namespace)
         if job is None:
-            return faults.not_found(self.node, mid, operation, _path(class_name, selectors))
+            return faults.not_found(self.node, mid, operation, path)
         return job.class_name, job.namespace, job_properties(model, job, model.clock.now())
 
     def _job(self, job_id: str, class_name: str, namespace: str) -> SimJob | None:
