@@ -521,7 +521,10 @@ class JobClient:
 
     @_timed("show")
     def show(self, job_id: str) -> OperationResult:
-        job = self.get_job(job_id)
+        try:
+            job = self.get_job(job_id)
+        except ResourceNotFound as exc:  # still an error, but one that says the job is gone
+            return OperationResult(self.host, "show", job=job_id, method="Get", error=exc, gone=True)
         result = OperationResult(self.host, "show", job=job_id, method="Get", properties=job.to_properties())
         result.set_job(job)
         return result
