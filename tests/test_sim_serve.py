@@ -184,7 +184,11 @@ def test_a_cluster_file_and_profile_overrides(users_file: Path, tmp_path: Path) 
     try:
         assert (running.cluster, list(running.nodes)) == ("LAB", ["LABNODE1", "LABNODE2"])
         status, data = running.control("GET", "/_hvjob/cluster")
-        assert status == 200 and data["profile"]["killjob"] == "returns-1" and data["profile"]["killed_state"] == "Terminated"
+        assert (
+            status == 200
+            and data["profile"]["killjob"] == "returns-1"
+            and data["profile"]["killed_state"] == "Terminated"
+        )
         stop = hvjob("stop", running.address("LABNODE2"), "--job", "LAB-JOB-1")
         assert stop.returncode == 0, stop.stderr
         assert running.control("GET", "/_hvjob/jobs/LAB-JOB-1")[1]["job"]["state"] == "Terminated"
