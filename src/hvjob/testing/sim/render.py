@@ -12,6 +12,7 @@ hvjob reads with, so the two cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -68,6 +69,14 @@ def _sorted(names: Iterable[str]) -> list[str]:
     return sorted(names, key=str.lower)
 
 
+@functools.lru_cache(maxsize=256)
+def _layout(class_name: str, namespace: str) -> tuple[str, tuple[tuple[str, str, PropertyType | None], ...]]:
+    """The class's resource URI and, in Windows' order, each property's name, tag and declared type."""
+    uri = ns.wmi_resource_uri(namespace, class_name)
+    table = CLASSES.get(class_name, {})
+    return uri, tuple((name, f"{{{uri}}}{name}", table[name]) for name in _sorted(table))
+
+
 def append_instance(
     parent: etree._Element,
     class_name: str,
@@ -84,13 +93,30 @@ def append_instance(
         for name in fragment:
             _append_value(element, name, properties.get(name), table.get(name), profile, qualified=False)
         return element
-    uri = ns.wmi_resource_uri(namespace, class_name)
-    element = etree.SubElement(parent, f"{{{uri}}}{class_name}", nsmap={"xsi": ns.XSI, "p": uri, "cim": ns.CIM_COMMON})
-    element.set(_XSI_TYPE, f"p:{class_name}_Type")
-    names = _sorted(set(table) | set(properties)) if table else _sorted(properties)
-    for name in names:
-        _append_value(element, f"{{{uri}}}{name}", properties.get(name), table.get(name), profile)
+    uri, layout = _layout(class_name, namespace)
+    element = etree.SubElement(
+        parent, f"{{{uri}}}{class_name}", {_XSI_TYPE: f"p:{class_name}_Type"}, nsmap=_instance_nsmap(uri)
+    )
+    if not layout or any(name not in table for name in properties):  # not a documented class: render what is there
+        layout = tuple((name, f"{{{uri}}}{name}", table.get(name)) for name in _sorted(set(table) | set(properties)))
+    get = properties.get
+    for name, tag, declared in layout:
+        value = get(name)
+        if value is None:
+            etree.SubElement(element, tag, _NIL)
+        elif type(value) is str:
+            etree.SubElement(element, tag).text = value
+        else:
+            _append_value(element, tag, value, declared, profile)
     return element
+
+
+@functools.lru_cache(maxsize=256)
+def _instance_nsmap(uri: str) -> dict[str, str]:
+    return {"xsi": ns.XSI, "p": uri, "cim": ns.CIM_COMMON}
+
+
+_NIL = {_XSI_NIL: "true"}
 
 
 def _append_value(
