@@ -12,7 +12,7 @@ import pytest
 
 from conftest import CANARY_PASSWORD
 from hvjob.jobs import JobClient
-from hvjob.testing import TestPKI, make_pki
+from hvjob.testing import make_pki, tls
 from hvjob.testing.kdc import MiniKDC, missing_tools
 from hvjob.testing.sim import SimulatedCluster, default
 from hvjob.transport import ConnectionOptions, WsmanSession
@@ -26,7 +26,7 @@ def users(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def test_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+def test_pki(tmp_path_factory: pytest.TempPathFactory) -> tls.TestPKI:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
@@ -52,7 +52,7 @@ def test_credssp_over_http(users: Path) -> None:
         assert cluster.log()[0]["user"].lower().endswith("alice")
 
 
-def test_ntlm_over_https_with_strict_channel_binding(users: Path, test_pki: TestPKI) -> None:
+def test_ntlm_over_https_with_strict_channel_binding(users: Path, test_pki: tls.TestPKI) -> None:
     with SimulatedCluster(speed=0, users_file=users, tls=test_pki.server_context(), cbt="strict") as cluster:
         assert cluster.url().startswith("https://")
         _stop_and_check(cluster, _options(ca_trust_path=str(test_pki.ca_cert)))

@@ -24,6 +24,7 @@ from hvjob.testing.sim import SWITCHES, Profile, SimulatedCluster, default
 from sim_helpers import cluster_options, job_client, pairwise
 
 PROFILES = pairwise(SWITCHES)
+KILLJOB_PROFILES = [p for p in PROFILES if p["killjob"] == "supported"]
 RSC, KILLJOB = "RequestStateChange", "KillJob"
 ORDER = {
     ("auto", "kill"): [RSC, KILLJOB],
@@ -242,20 +243,20 @@ def test_kill_reports_what_the_provider_answered(cluster: SimulatedCluster) -> N
     assert skipped.ok and skipped.changed is False and len(entries(cluster, default.COMPLETED)) == 1
 
 
-def test_kill_with_delete_on_kill_removes_the_job_at_once(cluster: SimulatedCluster) -> None:
-    if cluster.profile.killjob != "supported":
-        pytest.skip("KillJob is not supported in this profile")
-    cluster.add_job(id="DELETE-ON-KILL", node="HVNODE01", delete_on_completion=False)
-    cluster.add_job(id="KEEP-ON-KILL", node="HVNODE01", delete_on_completion=True)
-    with job_client(cluster, "HVNODE01") as client:
-        assert client.kill("DELETE-ON-KILL", delete_on_kill=True).changed
-        assert client.kill("KEEP-ON-KILL", delete_on_kill=False).changed
-        gone = client.show("DELETE-ON-KILL")
-        kept = client.show("KEEP-ON-KILL")
-    assert isinstance(gone.error, errors.ResourceNotFound)
-    assert cluster.job("DELETE-ON-KILL")["removal"] == "delete_on_kill"
-    # DeleteOnKill takes precedence over DeleteOnCompletion: false keeps the killed job.
-    assert kept.ok and kept.job_state is not None and kept.job_state.label == cluster.profile.killed_state
+@pytest.mark.parametrize("profile", KILLJOB_PROFILES, ids=[_id(p) for p in KILLJOB_PROFILES])
+def test_kill_with_delete_on_kill_removes_the_job_at_once(profile: dict[str, str]) -> None:
+    with SimulatedCluster(profile=profile, speed=0) as cluster:
+        cluster.add_job(id="DELETE-ON-KILL", node="HVNODE01", delete_on_completion=False)
+        cluster.add_job(id="KEEP-ON-KILL", node="HVNODE01", delete_on_completion=True)
+        with job_client(cluster, "HVNODE01") as client:
+            assert client.kill("DELETE-ON-KILL", delete_on_kill=True).changed
+            assert client.kill("KEEP-ON-KILL", delete_on_kill=False).changed
+            gone = client.show("DELETE-ON-KILL")
+            kept = client.show("KEEP-ON-KILL")
+        assert isinstance(gone.error, errors.ResourceNotFound) and gone.gone
+        assert cluster.job("DELETE-ON-KILL")["removal"] == "delete_on_kill"
+        # DeleteOnKill takes precedence over DeleteOnCompletion: false keeps the killed job.
+        assert kept.ok and kept.job_state is not None and kept.job_state.label == cluster.profile.killed_state
 
 
 def test_wait_follows_a_job_to_completion(cluster: SimulatedCluster) -> None:

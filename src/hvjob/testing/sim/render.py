@@ -23,7 +23,7 @@ from hvjob.testing.sim.providers import Embedded, Reference
 from hvjob.wire import ns
 from hvjob.wire.build import new_message_id
 from hvjob.wire.cim import CimDatetime, CimInterval
-from hvjob.wire.schema import CLASSES, PropertyType
+from hvjob.wire.schema import CLASSES
 
 _S, _A, _W, _N = (f"{{{u}}}" for u in (ns.SOAP, ns.ADDRESSING, ns.WSMAN, ns.ENUMERATION))
 _CIM = f"{{{ns.CIM_COMMON}}}"
@@ -70,11 +70,10 @@ def _sorted(names: Iterable[str]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _layout(class_name: str, namespace: str) -> tuple[str, tuple[tuple[str, str, PropertyType | None], ...]]:
-    """The class's resource URI and, in Windows' order, each property's name, tag and declared type."""
+def _layout(class_name: str, namespace: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The class's resource URI and, in Windows' order, each documented property's name and tag."""
     uri = ns.wmi_resource_uri(namespace, class_name)
-    table = CLASSES.get(class_name, {})
-    return uri, tuple((name, f"{{{uri}}}{name}", table[name]) for name in _sorted(table))
+    return uri, tuple((name, f"{{{uri}}}{name}") for name in _sorted(CLASSES.get(class_name, {})))
 
 
 def append_instance(
@@ -91,23 +90,23 @@ def append_instance(
     if fragment is not None:
         element = etree.SubElement(parent, _W + "XmlFragment", nsmap={"xsi": ns.XSI, "w": ns.WSMAN})
         for name in fragment:
-            _append_value(element, name, properties.get(name), table.get(name), profile, qualified=False)
+            _append_value(element, name, properties.get(name), profile, qualified=False)
         return element
     uri, layout = _layout(class_name, namespace)
     element = etree.SubElement(
         parent, f"{{{uri}}}{class_name}", {_XSI_TYPE: f"p:{class_name}_Type"}, nsmap=_instance_nsmap(uri)
     )
     if not layout or any(name not in table for name in properties):  # not a documented class: render what is there
-        layout = tuple((name, f"{{{uri}}}{name}", table.get(name)) for name in _sorted(set(table) | set(properties)))
+        layout = tuple((name, f"{{{uri}}}{name}") for name in _sorted(set(table) | set(properties)))
     get = properties.get
-    for name, tag, declared in layout:
+    for name, tag in layout:
         value = get(name)
         if value is None:
             etree.SubElement(element, tag, _NIL)
         elif type(value) is str:
             etree.SubElement(element, tag).text = value
         else:
-            _append_value(element, tag, value, declared, profile)
+            _append_value(element, tag, value, profile)
     return element
 
 
@@ -123,7 +122,6 @@ def _append_value(
     parent: etree._Element,
     tag: str,
     value: Any,
-    declared: PropertyType | None,
     profile: Profile,
     *,
     qualified: bool = True,
@@ -133,7 +131,7 @@ def _append_value(
             etree.SubElement(parent, tag).set(_XSI_NIL, "true")  # WMI sends an empty array as NULL
             return
         for item in value:
-            _append_value(parent, tag, item, declared, profile, qualified=qualified)
+            _append_value(parent, tag, item, profile, qualified=qualified)
         return
     element = etree.SubElement(parent, tag)
     if value is None:
@@ -183,7 +181,7 @@ def append_embedded(element: etree._Element, embedded: Embedded, profile: Profil
         inner = etree.SubElement(element, f"{{{uri}}}{embedded.class_name}", nsmap={"p": uri, "xsi": ns.XSI})
         inner.set(_XSI_TYPE, f"p:{embedded.class_name}_Type")
         for name in _sorted(embedded.properties):
-            _append_value(inner, f"{{{uri}}}{name}", embedded.properties[name], table.get(name), profile)
+            _append_value(inner, f"{{{uri}}}{name}", embedded.properties[name], profile)
         return
     instance = etree.Element("INSTANCE", CLASSNAME=embedded.class_name)
     for name in _sorted(embedded.properties):
@@ -218,7 +216,6 @@ def method_response(
     method: str,
     return_value: int,
     out: Mapping[str, Any],
-    out_types: Mapping[str, PropertyType],
     profile: Profile,
 ) -> str:
     """``p:METHOD_OUTPUT`` with the out parameters, then ReturnValue (openwsman's Windows capture)."""
@@ -229,7 +226,7 @@ def method_response(
         nsmap={"xsi": ns.XSI, "p": resource_uri, "cim": ns.CIM_COMMON},
     )
     for name, value in out.items():
-        _append_value(output, f"{{{resource_uri}}}{name}", value, out_types.get(name), profile)
+        _append_value(output, f"{{{resource_uri}}}{name}", value, profile)
     etree.SubElement(output, f"{{{resource_uri}}}ReturnValue").text = str(return_value)
     return to_text(root)
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
 
 from hvjob.errors import ProtocolError
 from hvjob.testing.front import ControlReply, FrontRequest, Reply, identify_reply
-from hvjob.testing.sim import faults, render
+from hvjob.testing.sim import faults, render, wql
 from hvjob.testing.sim.model import (
     JOB_CLASSES,
     MSCLUSTER_NAMESPACE,
@@ -40,9 +40,10 @@ from hvjob.testing.sim.model import (
     node_properties,
     service_properties,
 )
-from hvjob.testing.sim.providers import MUTATING, CimFault, MethodCall, method_provider
+from hvjob.testing.sim.providers import MUTATING, CimFault, Embedded, MethodCall, Reference, method_provider
 from hvjob.wire import ns
-from hvjob.wire.cim import EndpointReference, decode_value, parse_interval
+from hvjob.wire.build import new_message_id
+from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference, decode_value, parse_interval
 from hvjob.wire.parse import read_envelope
 from hvjob.wire.schema import CLASSES, PropertyType, property_types, typed_value
 from hvjob.wire.xmlsafe import children, local, ns_of, text_of
@@ -95,7 +96,6 @@ class Outcome:
     reply: Reply
     operation: str
     target: str
-    log: list[Any] = field(default_factory=list)
 
 
 class NodeBackend:
@@ -309,7 +309,7 @@ class NodeBackend:
             message_id=mid,
             user=request.user,
         )
-        text = render.method_response(mid, resource_uri, method, result.return_value, result.out, {}, model.profile)
+        text = render.method_response(mid, resource_uri, method, result.return_value, result.out, model.profile)
         outcome = Outcome(Reply(200, text, relates_to=mid), "Invoke", f"{target} -> ReturnValue {result.return_value}")
         return self._after(rule, outcome, request, [entry])
 
@@ -332,8 +332,6 @@ class NodeBackend:
             if options.wql is None:
                 problem = faults.cannot_process_filter(self.node, mid, "", "Invalid query ")
             else:
-                from hvjob.testing.sim import wql
-
                 assert resource.namespace is not None
                 try:
                     query = wql.parse(options.wql, lambda name: _table(resource.namespace or "", name))
@@ -389,8 +387,6 @@ class NodeBackend:
         return found
 
     def _store(self, enumeration: Enumeration) -> str:
-        from hvjob.wire.build import new_message_id
-
         store = self.model.enumerations
         now = time.monotonic()
         for key in [k for k, e in store.items() if e.expires < now]:
@@ -614,8 +610,6 @@ def _typed(value: Any, cim_type: str) -> Any:
     if cim_type == "boolean":
         return converted if isinstance(converted, bool) else _INVALID
     if cim_type == "datetime":
-        from hvjob.wire.cim import CimDatetime, CimInterval
-
         if isinstance(converted, CimInterval):
             return converted.value
         if isinstance(converted, CimDatetime):
@@ -625,8 +619,6 @@ def _typed(value: Any, cim_type: str) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
-    from hvjob.testing.sim.providers import Embedded, Reference
-
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
