@@ -418,7 +418,7 @@ def test_an_identify_through_the_recorded_session_is_noted(http_server: FakeWinR
         JobClient(session).show(job_id(0x302))
     doc = _load(recorder.save())
     # The fake server answers as its Windows model does, and the recording says no more than that.
-    assert '"Microsoft Corporation", "OS: 0.0.0 SP: 0.0 Stack: 3.0"' in doc["origin"]
+    assert '"Microsoft Corporation", "OS: 10.0.20348 SP: 0.0 Stack: 3.0"' in doc["origin"]
     assert "real host" not in doc["origin"]
     assert load_scenario(recorder.path or Path()).origin == doc["origin"]
 

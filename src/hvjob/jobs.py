@@ -188,10 +188,10 @@ def return_name(method: str, value: int, class_name: str) -> str:
     return "Success" if value == 0 else "Failed"
 
 
-def _not_supported(value: int, class_name: str) -> bool:
-    """Every way a method's ReturnValue says "not supported": 1 (DMTF), or Hyper-V's vendor code
-    32770 on an ``Msvm_`` class, whichever method returned it (a fault is :class:`NotSupported`)."""
-    return value == 1 or (value == 32770 and class_name.startswith("Msvm_"))
+def _not_supported(method: str, value: int, class_name: str) -> bool:
+    """Every way a method's ReturnValue says "not supported": 1 (DMTF), or Hyper-V's vendor code 32770
+    from RequestStateChange, or from any method of an ``Msvm_`` class (a fault is :class:`NotSupported`)."""
+    return value == 1 or (value == 32770 and (method == "RequestStateChange" or class_name.startswith("Msvm_")))
 
 
 # --- the job model -------------------------------------------------------------------------------
@@ -959,7 +959,7 @@ class JobClient:
                 return result
             result.return_value = out.return_value
             result.return_name = return_name(name, out.return_value, self.class_name)
-            if _not_supported(out.return_value, self.class_name) and not last:
+            if _not_supported(name, out.return_value, self.class_name) and not last:
                 meaning = result.return_name or ""
                 if meaning != "Not Supported":  # KillJob's table calls Hyper-V's 32770 Vendor Specific
                     meaning += ": Hyper-V's Not Supported"
@@ -1059,7 +1059,7 @@ class JobClient:
         try:
             out = self.invoke(job_id, "GetErrorEx", [])
             values = out.out.get("Errors")
-            if _not_supported(out.return_value, self.class_name):
+            if _not_supported("GetErrorEx", out.return_value, self.class_name):
                 raise NotSupported("GetErrorEx not supported", host=self.host)
         except NotSupported:
             result.method = "GetError"

@@ -1,7 +1,8 @@
-"""Test support that ships with hvjob: the fake WinRM server, its demo fixtures, a test PKI.
+"""Test support that ships with hvjob: the simulated cluster, the fake WinRM server, a test PKI.
 
-Users run it as ``hvjob serve`` or start :class:`FakeWinRMServer` from their own pytest suites to
-test automation off-Windows.
+Users run it as ``hvjob serve --simulate`` (a simulated Hyper-V cluster) or ``hvjob serve``
+(scenario replay), or start :class:`SimulatedCluster` / :class:`FakeWinRMServer` from their own
+pytest suites (the ``hvjob_cluster`` fixture) to test automation off-Windows.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import socket
 from pathlib import Path
 
 from hvjob.testing.server import FakeWinRMServer, read_users_file
+from hvjob.testing.sim import SimulatedCluster
 from hvjob.testing.tls import TestPKI, make_pki
 
 
@@ -25,4 +27,12 @@ def free_port() -> int:
         return int(tcp.getsockname()[1])
 
 
-__all__ = ["FakeWinRMServer", "TestPKI", "demo_fixtures_dir", "free_port", "make_pki", "read_users_file"]
+__all__ = [
+    "FakeWinRMServer",
+    "SimulatedCluster",
+    "TestPKI",
+    "demo_fixtures_dir",
+    "free_port",
+    "make_pki",
+    "read_users_file",
+]

@@ -10,6 +10,12 @@ standard input, one per line: ``stats`` prints ``{"requests", "connections", "au
 "invokes", "unmatched", "injected": {kind: count}}`` for the whole fleet; ``quit`` (or end of input)
 stops it. With ``--fault-rate``, each dispatched request draws a random fault (seeded by
 ``--seed``) from ``FAULT_KINDS``, and the fleet counts what it injected.
+
+With ``--simulate [CLUSTER.yml]`` the nodes are one simulated cluster (the default cluster with
+``--nodes`` nodes, each running its own export job, or the file's) in this one process, sharing
+one accept thread; the first line adds ``"cluster"`` and ``"nodes": {NODE: URL}``, ``invokes``
+counts the methods the providers executed, and three more commands read and drive the ground
+truth: ``jobs`` and ``log`` print one JSON line each, ``advance SECONDS`` moves the clock.
 """
 
 from __future__ import annotations
@@ -77,7 +83,9 @@ class FleetProcess:
     def __init__(self, users_file: Path | str, nodes: int, **flags: object) -> None:
         argv = [sys.executable, "-m", "hvjob.testing.fleet", "--nodes", str(nodes), "--users", str(users_file)]
         for name, value in flags.items():
-            if value is not None:
+            if value is True:
+                argv.append(f"--{name.replace('_', '-')}")  # a flag, e.g. simulate=True
+            elif value is not None and value is not False:
                 argv += [f"--{name.replace('_', '-')}", str(value)]
         self.process = subprocess.Popen(  # noqa: S603 (this interpreter, this module, numeric/path options)
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -87,14 +95,33 @@ class FleetProcess:
         if not line:
             self.process.wait(timeout=30)
             raise RuntimeError(f"the fleet did not start (exit {self.process.returncode})")
-        self.ports: list[int] = json.loads(line)["ports"]
+        started = json.loads(line)
+        self.ports: list[int] = started["ports"]
+        self.nodes: dict[str, str] = started.get("nodes", {})  # simulated: node -> URL
 
-    def stats(self) -> dict[str, Any]:
+    def command(self, text: str) -> Any:
+        """Send one command line; its one-line JSON answer."""
         assert self.process.stdin is not None
         assert self.process.stdout is not None
-        self.process.stdin.write("stats\n")
+        self.process.stdin.write(text + "\n")
         self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())  # type: ignore[no-any-return]
+        return json.loads(self.process.stdout.readline())
+
+    def stats(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.command("stats")
+        return answer
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The simulated cluster's ground truth (``--simulate`` only)."""
+        answer: list[dict[str, Any]] = self.command("jobs")["jobs"]
+        return answer
+
+    def log(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self.command("log")["log"]
+        return answer
+
+    def advance(self, seconds: float) -> None:
+        self.command(f"advance {seconds}")
 
     def close(self) -> None:
         if self.process.stdin is not None and not self.process.stdin.closed:
@@ -123,10 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--harmless-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--simulate", nargs="?", const="", default=None, metavar="CLUSTER.yml")
     args = parser.parse_args(argv)
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a listening socket and connections per node
+    if args.simulate is not None:
+        if args.fault_rate or args.harmless_rate or args.scenarios:
+            parser.error("--simulate takes no --scenarios or random faults (inject them through /_hvjob/faults)")
+        return _simulated(args)
     plan = (
         RandomFaults(args.fault_rate, args.harmless_rate, args.seed) if args.fault_rate or args.harmless_rate else None
     )
@@ -159,6 +191,47 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         with ThreadPoolExecutor(max_workers=64) as pool:  # each stop waits up to a poll interval
             list(pool.map(lambda server: server.stop(), servers))
+    return 0
+
+
+def _simulated(args: argparse.Namespace) -> int:
+    from hvjob.testing.sim import SimulatedCluster
+
+    cluster = SimulatedCluster(
+        args.simulate or None,
+        nodes=None if args.simulate else args.nodes,
+        users_file=args.users,
+        latency_ms=args.latency_ms,
+    )
+    with cluster:
+        ports = [front.port for front in cluster.fronts]
+        print(
+            json.dumps({"host": "127.0.0.1", "ports": ports, "cluster": cluster.name, "nodes": cluster.urls}),
+            flush=True,
+        )
+        for line in sys.stdin:
+            command, _, argument = line.strip().partition(" ")
+            if command == "stats":
+                fronts = cluster.fronts
+                stats = {
+                    "requests": sum(f.stats.requests for f in fronts),
+                    "connections": sum(f.stats.connections for f in fronts),
+                    "auth_handshakes": sum(f.stats.auth_handshakes for f in fronts),
+                    "invokes": len(cluster.log()),
+                    "unmatched": 0,
+                    "injected": {},
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                }
+                print(json.dumps(stats), flush=True)
+            elif command == "jobs":
+                print(json.dumps({"jobs": cluster.jobs()}), flush=True)
+            elif command == "log":
+                print(json.dumps({"log": cluster.log()}), flush=True)
+            elif command == "advance":
+                cluster.advance(float(argument or 0))
+                print(json.dumps({"time": cluster.clock.now()}), flush=True)
+            elif command == "quit":
+                break
     return 0
 
 
