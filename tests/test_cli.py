@@ -469,7 +469,7 @@ def test_show_prints_the_useful_properties(http_server: FakeWinRMServer) -> None
     proc = hvjob(*http_args(http_server), "show", host(http_server), "--job", job_id(0x360))
     out = proc.stdout
     for line in ("JobState +Running \\(4\\)", "PercentComplete +50", "Owner +CONTOSO\\\\backup-svc",
-                 "StartTime +2026-11-25T03:02:11", "ElapsedTime +4m12.5s", "Cancellable +true"):  # fmt: skip
+                 "StartTime +2026-11-25 03:02:11Z", "ElapsedTime +4m12.5s", "Cancellable +true"):  # fmt: skip
         assert re.search(line, out), (line, out)
     assert "Caption" not in out  # the rest with -v
     assert "Caption" in hvjob(*http_args(http_server), "-v", "show", host(http_server), "--job", job_id(0x361)).stdout

@@ -7,6 +7,7 @@ columns, a header, colour on a terminal only); off a terminal no line is wrapped
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -83,11 +84,16 @@ def _results_table(report: FanoutReport, verbose: int) -> str:
     rows = []
     for r in report.results:
         changed = {True: "yes", False: "no", None: "unknown"}[r.changed]
-        call = r.method or ""
-        if r.return_value is not None:
-            call = f"{r.method} returned {r.return_value} ({r.return_name})"
+        call = _call(r.method, r.return_value, r.return_name)
         rows.append([r.host, r.status, changed, call, state_label(r.job_state_value) or "", _detail(r, verbose)])
     return table(headers, rows)
+
+
+def _call(method: Any, return_value: Any, return_name: Any) -> str:
+    """``RequestStateChange returned 0 (Completed)``: what the method answered, labelled as such."""
+    if return_value is None:
+        return str(method or "")
+    return f"{method} returned {return_value} ({return_name})"
 
 
 def _detail(r: OperationResult, verbose: int) -> str:
@@ -115,7 +121,20 @@ def _requests(r: OperationResult) -> str:
 
 
 def _details(r: OperationResult, verbose: int) -> str:
-    """A block of properties for the commands that read one job (show, wait)."""
+    """A block of properties for the commands that read one job (show, wait); the jobs that
+    ``stop --all`` touched, one line each."""
+    if r.command == "stop" and r.jobs:
+        rows = [
+            [
+                str(j.get("job") or ""),
+                {True: "yes", False: "no", None: "unknown"}[j.get("changed")],
+                _call(j.get("method"), j.get("return_value"), j.get("return_name")),
+                str(j.get("job_state") or ""),
+                (f"{j['error']['type']}: {j['error']['message']}" if j.get("error") else "; ".join(j.get("notes", []))),
+            ]
+            for j in r.jobs
+        ]
+        return f"{r.host}: jobs stopped\n" + table(["JOB", "CHANGED", "CALL", "JOB STATE", "DETAIL"], rows, indent=2)
     if r.command not in ("show", "wait") or not r.properties:
         return ""
     props = r.properties
@@ -137,6 +156,8 @@ def _show_value(name: str, value: Any) -> str:
         return f"{state_label(value)} ({value})"
     if name in ("ElapsedTime", "TimeBeforeRemoval") and isinstance(value, (int, float)):
         return duration(value)
+    if name in ("StartTime", "TimeSubmitted", "TimeOfLastStateChange", "InstallDate", "UntilTime"):
+        return when(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -156,7 +177,7 @@ def _jobs_table(listed: Sequence[tuple[str, dict[str, Any]]]) -> str:
                 str(job.get("InstanceID") or ""),
                 state_label(job.get("JobState")) or "",
                 "" if percent is None else f"{percent}%",
-                str(job.get("StartTime") or ""),
+                when(job.get("StartTime")),
                 duration(elapsed) if isinstance(elapsed, (int, float)) else "",
                 str(job.get("Owner") or ""),
                 str(job.get("Name") or job.get("ElementName") or ""),
@@ -175,6 +196,19 @@ def _summary_line(report: FanoutReport) -> str:
     if report.interrupted:
         text += " (interrupted)"
     return text
+
+
+def when(iso: Any) -> str:
+    """An ISO 8601 datetime as ``2026-11-25 03:02:11Z`` (UTC, whole seconds) for a table."""
+    if not isinstance(iso, str) or not iso:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def duration(seconds: float) -> str:

@@ -40,6 +40,7 @@ FAILED = "0D2F5C1A-7E3B-4A9D-8C2E-000000000005"
 NOT_CANCELLABLE = "0D2F5C1A-7E3B-4A9D-8C2E-000000000006"
 FAILED_DESCRIPTION = "The export of the reference point failed: there is not enough space on the disk."
 
+OWNER = "CONTOSO\\backup-svc"
 VM_IDS = ("6B1F4C2D-0A1B-4C3D-9E8F-00000000A001", "6B1F4C2D-0A1B-4C3D-9E8F-00000000A002")
 
 
@@ -54,7 +55,14 @@ def default_jobs(nodes: Sequence[str]) -> list[JobSpec]:
     def on(index: int) -> str:
         return nodes[index % len(nodes)]
 
-    common: dict[str, Any] = {"virtual_machine_ids": VM_IDS, "time_before_removal": 3600.0}
+    # As a cluster file's jobs default to: the backup service's exports of one VM group.
+    common: dict[str, Any] = {
+        "virtual_machine_ids": VM_IDS,
+        "time_before_removal": 3600.0,
+        "owner": OWNER,
+        "export_directory": "C:\\ClusterStorage\\Volume1\\Backup\\VMGroup1",
+        "collection_id": "0E6F5B4C-3D2A-4B19-8F07-6A5D4C3B2A19",
+    }
     jobs = [
         JobSpec(RUNNING, on(0), state=JobState.RUNNING, percent=40, elapsed=252.5, **common),
         JobSpec(LONG_RUNNING, on(1), state=JobState.RUNNING, percent=10, runs_for=3600, elapsed=400, **common),
