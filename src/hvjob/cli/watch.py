@@ -245,10 +245,13 @@ class _LiveView:
         )
         table = Table(expand=True, header_style="bold", box=None, padding=(0, 1))
         # Node names and job ids are what a person acts on: never cut; the rest shares what is left.
-        table.add_column("NODE", no_wrap=True, min_width=max([4, *(len(r.node) for r in rows)]))
-        table.add_column("JOB", no_wrap=True, min_width=min(40, max([3, *(len(r.job) for r in rows)])))
-        for column, ratio in (("CLASS", 1), ("NAME / VM GROUP", 2), ("STATE", 1)):
-            table.add_column(column, ratio=ratio, no_wrap=True, overflow="ellipsis")
+        node_width = max([4, *(len(r.node) for r in rows)])
+        job_width = min(40, max([3, *(len(r.job) for r in rows)]))
+        table.add_column("NODE", no_wrap=True, min_width=node_width, max_width=node_width)
+        table.add_column("JOB", no_wrap=True, min_width=job_width, max_width=job_width)
+        table.add_column("CLASS", ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column("NAME / VM GROUP", ratio=3, overflow="fold")  # a failed job's error wraps here
+        table.add_column("STATE", min_width=9, ratio=1, no_wrap=True, overflow="ellipsis")
         table.add_column("PROGRESS", width=28, no_wrap=True)
         table.add_column("ELAPSED", width=9, no_wrap=True)
         table.add_column("OWNER", ratio=1, no_wrap=True, overflow="ellipsis")
@@ -266,21 +269,29 @@ class _LiveView:
                 Text(row.node),
                 Text(row.job),
                 Text(row.class_name.removeprefix("Msvm_")),
-                Text(row.name),
+                _name_cell(row),
                 Text(state_label(row.state) or "?", style="red" if row.error else ""),
                 bar,
                 Text(_elapsed(row.elapsed)),
                 Text(row.owner),
                 style=style,
             )
-            if row.error:
-                table.add_row("", Text(f"  error: {row.error}", style="red"), end_section=False)
         parts: list[Any] = [header]
         for host, error in sorted(snapshot.host_errors.items()):
             parts.append(Text(f"{host}: {error}", style="red"))
         parts += [table, Text("Ctrl-C to quit" + ("; exits when every job is finished" if self.options.until_done
                                                    else ""), style="dim")]  # fmt: skip
         return Group(*parts)
+
+
+def _name_cell(row: Row) -> Any:
+    """The job's name, and under it, for a failed job, its error (inline, in red)."""
+    from rich.text import Text
+
+    cell = Text(row.name)
+    if row.error:
+        cell.append(f"\nerror: {row.error}", style="red")
+    return cell
 
 
 def _elapsed(seconds: float | None) -> str:
