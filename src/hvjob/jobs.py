@@ -381,6 +381,7 @@ class SentRequest:
     request: str  # Get, Enumerate, Pull, Release, or the method name of an Invoke
     job: str | None
     outcome: RequestOutcome = "in flight"
+    message_id: str | None = None  # the envelope's MessageID: what the server's own logs can be matched on
     return_value: int | None = None
     found: bool | None = None  # for a request about a job: whether the node had it
 
@@ -397,6 +398,8 @@ class SentRequest:
         data: dict[str, Any] = {"request": self.request, "outcome": self.outcome}
         if self.return_value is not None:
             data["return_value"] = self.return_value
+        if self.message_id is not None:
+            data["message_id"] = self.message_id
         return data
 
 
@@ -640,7 +643,7 @@ class JobClient:
         name = request.method if request.operation == "Invoke" and request.method else request.operation
         if self.cancel is not None and self.cancel.is_set():
             raise Interrupted(f"interrupted before {name} was sent", host=self.host)
-        entry = SentRequest(name, job)
+        entry = SentRequest(name, job, message_id=request.message_id)
         for log in self._logs:
             log.append(entry)
         try:
