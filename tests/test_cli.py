@@ -406,9 +406,11 @@ def test_dry_run_prints_every_envelope_stop_could_send(http_server: FakeWinRMSer
         "Get",
         "RequestStateChange",
         "KillJob",
-        "Get",
-        "Get",
+        "Get",  # if an answer is lost
+        "Get",  # the job reference RequestStateChange may return
+        "Get",  # the job itself, until terminal
     ]
+    assert "Msvm_ConcreteJob" in proc.stdout.split(headings[4])[1].split("# ")[0]
     assert "if the job is running" in headings[1] and "if RequestStateChange is not supported" in headings[2]
     assert "<p:RequestedState>5</p:RequestedState>" in proc.stdout and "\n  <s:Header>" in proc.stdout  # pretty
     doc = [json.loads(line) for line in hvjob("--scheme", "http", "-u", "alice", "--output", "jsonl", "--dry-run",

@@ -45,7 +45,13 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _comparable(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k not in ("host", "elapsed_ms")}
+    """What two runs of the same calls share: not the host, the timing or each request's MessageID."""
+    kept = {k: v for k, v in result.items() if k not in ("host", "elapsed_ms")}
+    kept["requests"] = [{k: v for k, v in r.items() if k != "message_id"} for r in kept.get("requests", [])]
+    for job in kept.get("jobs") or []:
+        if isinstance(job, dict) and "requests" in job:
+            job["requests"] = [{k: v for k, v in r.items() if k != "message_id"} for r in job["requests"]]
+    return kept
 
 
 def _session_calls(client: JobClient) -> list[dict[str, Any]]:

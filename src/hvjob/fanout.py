@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import connection as mp_connection
-from typing import Any, Protocol, cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from hvjob.errors import HvjobError, Interrupted, OutcomeUnknown, ProtocolError, UsageError
-from hvjob.jobs import CancelFlag, JobClient, JobFilter, OperationResult, SentRequest
+from hvjob.jobs import CancelFlag, JobClient, JobFilter, OperationResult, SentRequest, changed_by
 from hvjob.recorder import FixtureRecorder
 from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
 from hvjob.wire import build, ns
@@ -47,6 +47,9 @@ class HostTarget:
 
 
 Operation = Callable[[JobClient], OperationResult]
+
+#: Commands that may send a mutating method: a host lost with its worker may have been changed.
+MUTATING_COMMANDS = frozenset({"stop", "kill"})
 
 
 @dataclass
@@ -139,6 +142,9 @@ def run(
             _run_processes(work, indexed, workers, concurrency, deliver, cancel, abandon, stats, saved)
         else:
             _run_threads(work, indexed, concurrency, deliver, cancel, abandon, saved, announce=True)
+    missing = [targets[i].name for i, _ in indexed if i not in results]
+    if missing:  # a bug, not a host's failure: every path above delivers one result per host
+        raise AssertionError(f"fan-out lost the results of {missing}")
     ordered = [results[i] for i in sorted(results)]
     interrupted = cancel.is_set() or interrupts.caught
     return FanoutReport(
@@ -206,13 +212,8 @@ class _Work:
             + ("; whether the unanswered request ran is unknown" if unanswered else ""),
             host=target.name,
         )
-        result = OperationResult(target.name, self.command, error=error, requests=sent)
+        result = OperationResult(target.name, self.command, error=error, requests=sent, changed=changed_by(sent))
         result.job = next((r.job for r in sent if r.job), None)
-        mutating = [r for r in sent if r.mutating]
-        if any(r.accepted for r in mutating):
-            result.changed = True
-        elif any(r.outcome in ("in flight", "unknown") for r in mutating):
-            result.changed = None
         return result
 
 
@@ -245,17 +246,13 @@ class _Cancelled(Exception):
     pass
 
 
-class _Flag(Protocol):
-    def is_set(self) -> bool: ...
-
-
 def _run_threads(
     work: _Work,
     indexed: list[tuple[int, HostTarget]],
     concurrency: int,
     deliver: Callable[[int, OperationResult], None],
-    cancel: _Flag,
-    abandon: _Flag,
+    cancel: CancelFlag,
+    abandon: CancelFlag,
     saved: list[str],
     *,
     announce: bool = False,
@@ -431,7 +428,8 @@ def _run_processes(
         for index, target in share:
             if index not in received.delivered:
                 error = OutcomeUnknown(f"{why}; whether the operation ran is unknown", host=target.name)
-                deliver(index, OperationResult(target.name, work.command, error=error))
+                changed = None if work.command in MUTATING_COMMANDS else False
+                deliver(index, OperationResult(target.name, work.command, error=error, changed=changed))
     saved.extend(received.saved)
 
 
@@ -482,8 +480,8 @@ def _start_workers(
         stop.set()
         go.set()
         for process, reader, _ in running:
+            reader.close()  # before join: a worker blocked writing to a full pipe then sees it closed
             process.join()
-            reader.close()
         return None
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -606,7 +604,10 @@ def _worker(
             log.debug("cannot send the result for %s", result.host, exc_info=True)
             outcome = "succeeded" if result.error is None else f"failed: {result.error.message}"
             error = ProtocolError(f"the result ({outcome}) could not be passed back from its worker process: {exc}")
-            writer.send(("result", index, OperationResult(result.host, work.command, error=error)))
+            substitute = OperationResult(
+                result.host, work.command, job=result.job, changed=result.changed, error=error, requests=result.requests
+            )
+            writer.send(("result", index, substitute))
 
     try:
         while not go.wait(0.5):
@@ -656,17 +657,24 @@ def discover_cluster_nodes(target: HostTarget) -> list[str]:
                 f"cluster discovery (MSCluster_Node in root/MSCluster) failed: {exc.message}; "
                 "is this a failover cluster node with the cluster WMI provider?"
             )
+            exc.args = (exc.message,)
         raise
     if not names:
         raise ProtocolError("the cluster reported no nodes (MSCluster_Node is empty)", host=target.name)
     return names
 
 
+def resolved(name: str, resolve: Mapping[str, str]) -> str | None:
+    """Where ``--resolve`` says ``name`` is; node names are case-insensitive, as Windows' are."""
+    folded = name.casefold()
+    return next((where for key, where in resolve.items() if key.casefold() == folded), None)
+
+
 def resolve_address(name: str, resolve: Mapping[str, str], domain: str | None) -> str:
     """Map a node name to where to connect: ``--resolve`` first, then ``--cluster-domain``."""
-    for key in (name, name.lower(), name.upper()):
-        if key in resolve:
-            return resolve[key]
+    mapped = resolved(name, resolve)
+    if mapped is not None:
+        return mapped
     if domain and "." not in name:
         return f"{name}.{domain}"
     return name
@@ -680,7 +688,7 @@ def cluster_targets(
     seed_url = urlsplit(endpoint_url(seed.address, seed.options))
     targets = []
     for name in names:
-        mapped = next((resolve[key] for key in (name, name.lower(), name.upper()) if key in resolve), None)
+        mapped = resolved(name, resolve)
         if mapped is None:
             host = resolve_address(name, {}, domain)
             netloc = f"[{host}]" if ":" in host else host
@@ -748,7 +756,9 @@ def on_job_node(
             continue
         result = OperationResult(seen.host, command, job=job_id, method="Get", changed=False, requests=seen.requests)
         result.found = seen.found
-        if seen.ok:
+        if owner is None and probe.interrupted:  # nothing was done anywhere, and no node is known to have it
+            result.error = Interrupted(f"interrupted before {command} was sent to any node", host=seen.host)
+        elif seen.ok:
             result.notes.append(f"the job is visible here too; handled once, on {owner}")
         elif seen.gone and owner is not None:
             result.notes.append(f"the job is not on this node (it is on {owner})")
@@ -819,7 +829,9 @@ def stop_selected_once(
     stopped: dict[str, OperationResult] = {}
     if not listed.interrupted:
         workers = [t for t in targets if assigned.get(t.name)]
-        by_address = {t.address: assigned[t.name] for t in workers}
+        by_address = {t.address: assigned[t.name] for t in workers}  # a client knows its address only
+        if len(by_address) != len(workers):
+            raise UsageError("two cluster nodes resolve to the same address; give each its own --resolve")
         done = run(
             "stop",
             workers,
@@ -834,14 +846,20 @@ def stop_selected_once(
         listed.interrupted, listed.forced = done.interrupted, done.forced
         listed.recordings += done.recordings
     results: list[OperationResult] = []
+    selected = not listed.interrupted  # else the selection is incomplete and nothing was stopped
     for seen in listed.results:
         if seen.host in stopped:
             result = stopped[seen.host]
             result.requests = [*seen.requests, *result.requests]
         else:
-            result = OperationResult(seen.host, "stop", method="Enumerate", error=seen.error, requests=seen.requests)
+            error = seen.error
+            if error is None and not selected:
+                error = Interrupted(
+                    "interrupted while the cluster's jobs were selected; none was stopped", host=seen.host
+                )
+            result = OperationResult(seen.host, "stop", method="Enumerate", error=error, requests=seen.requests)
             result.jobs = []
-            result.notes = [*seen.notes, "no job selected here"] if seen.ok else list(seen.notes)
+            result.notes = [*seen.notes, "no job selected here"] if error is None else list(seen.notes)
         results.append(result)
     if on_result is not None:
         for result in results:

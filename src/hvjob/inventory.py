@@ -7,6 +7,8 @@ even when it equals the default. Vaulted values work as in Ansible with ``--vaul
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import replace
 from typing import Any
 
@@ -41,27 +43,56 @@ def load_inventory(
             loader.set_vault_secrets(secrets)
         except Exception as exc:
             raise UsageError(f"cannot read vault password file {vault_password_file}: {exc}") from exc
+    said = io.StringIO()
     try:
-        inventory = InventoryManager(loader=loader, sources=[source])
-        if not inventory.hosts and not inventory.groups.get("all", None):
-            raise UsageError(f"inventory {source} is empty or unreadable")
-        if limit:
-            inventory.subset(limit)
-        hosts = inventory.get_hosts(pattern=list(patterns))
-        variables = VariableManager(loader=loader, inventory=inventory)
-        targets = []
-        for host in hosts:
-            hostvars = variables.get_vars(host=host)
-            targets.append(_target(host.name, hostvars, cli, explicit))
+        # ansible-core prints its parse warnings with the neighbouring lines of the file, which can
+        # hold a plain ansible_password: they are kept from the terminal, and only ansible's first
+        # line of an error is shown.
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            inventory = InventoryManager(loader=loader, sources=[source])
+            if not inventory.hosts:
+                why = "cannot be parsed" if "parse" in said.getvalue() else "has no hosts"
+                raise UsageError(f"inventory {source} {why} (ansible-inventory -i {source} --list shows the details)")
+            if limit:
+                inventory.subset(limit)
+            hosts = inventory.get_hosts(pattern=list(patterns))
+            variables = VariableManager(loader=loader, inventory=inventory)
+            targets = []
+            for host in hosts:
+                hostvars = _templated(loader, variables.get_vars(host=host))
+                targets.append(_target(host.name, hostvars, cli, explicit))
     except UsageError:
         raise
     except Exception as exc:  # AnsibleError and friends: an unreadable inventory is a usage error
-        raise UsageError(f"cannot read inventory {source}: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(
+            f"cannot read inventory {source}: {first} (ansible-inventory -i {source} --list shows the details)"
+        ) from None
     if not targets:
         raise UsageError(
             f"no inventory host matches {' '.join(patterns)}" + (f" with --limit {limit}" if limit else "")
         )
     return targets
+
+
+#: The host variables hvjob reads; each is templated as Ansible would (``"{{ vault_winrm_password }}"``).
+READ_VARIABLES = (
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_password",
+    "ansible_winrm_transport",
+    "ansible_winrm_scheme",
+    "ansible_winrm_server_cert_validation",
+    "ansible_winrm_ca_trust_path",
+)
+
+
+def _templated(loader: Any, hostvars: dict[str, Any]) -> dict[str, Any]:
+    from ansible.template import Templar
+
+    templar = Templar(loader=loader, variables=hostvars)
+    return {name: templar.template(hostvars[name]) for name in READ_VARIABLES if name in hostvars}
 
 
 def _target(name: str, hostvars: dict[str, Any], cli: ConnectionOptions, explicit: frozenset[str]) -> HostTarget:

@@ -15,11 +15,12 @@ import datetime as dt
 import enum
 import fnmatch
 import functools
+import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Concatenate, Literal, ParamSpec, Protocol
 
 from hvjob.errors import (
@@ -53,6 +54,16 @@ DEFAULT_CLASS = "Msvm_CollectionReferencePointExportJob"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*")
+
+
+def check_class(namespace: str, class_name: str) -> None:
+    """A WMI namespace (``root/HyperVCluster/v2``) and class name that can go into a resource URI;
+    UsageError otherwise (front ends check once, before any host)."""
+    if not _IDENTIFIER.fullmatch(class_name):
+        raise UsageError(f"invalid WMI class name {class_name!r}")
+    if not _NAMESPACE.fullmatch(ns.normalize_namespace(namespace)):
+        raise UsageError(f"invalid WMI namespace {namespace!r}")
+
 
 Mode = Literal["kill", "terminate"]
 Method = Literal["auto", "request-state-change", "kill-job", "kill-job-first"]
@@ -188,6 +199,12 @@ def return_name(method: str, value: int, class_name: str) -> str:
     return "Success" if value == 0 else "Failed"
 
 
+def accepted(method: str, value: int) -> bool:
+    """Whether a stop method's ReturnValue means the node took the request: 0, or for
+    RequestStateChange 4096 (Transition Started: the change runs on). KillJob's table has no 4096."""
+    return value == 0 or (method == "RequestStateChange" and value == 4096)
+
+
 def _not_supported(method: str, value: int, class_name: str) -> bool:
     """Every way a method's ReturnValue says "not supported": 1 (DMTF), or Hyper-V's vendor code 32770
     from RequestStateChange, or from any method of an ``Msvm_`` class (a fault is :class:`NotSupported`)."""
@@ -202,13 +219,21 @@ def _int(value: Any) -> int | None:
     schema (JobType on the export job) may still send it as decimal text."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
     return None
 
 
 def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
+    """As ``_int``: a class whose schema hvjob does not know still sends ``true``/``false`` text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return None
 
 
 def _str(value: Any) -> str | None:
@@ -295,8 +320,9 @@ class Job:
         return state_label(self.job_state_value)
 
     def age(self, now: dt.datetime | None = None) -> dt.timedelta | None:
-        """How long ago the job started: its ElapsedTime when it has one (the node's own count,
-        immune to clock skew between this host and the node), else now minus StartTime."""
+        """How long the job has run: its ElapsedTime when it has one (the node's own count, immune
+        to clock skew between this host and the node; for a finished job, how long it ran), else
+        now minus StartTime."""
         if self.elapsed_time is not None and self.elapsed_time > dt.timedelta(0):
             return self.elapsed_time
         if self.start_time is None:
@@ -363,6 +389,25 @@ class JobFilter:
         return True
 
 
+def selection_of(
+    states: Iterable[JobState | int | str] | None,
+    older_than: float | dt.timedelta | None,
+    owner: str | None,
+    name: str | None,
+    where: JobFilter | None,
+    default_states: tuple[JobState, ...] = (),
+) -> JobFilter:
+    """One filter from either ``where`` or the separate conditions (not both); no state at all
+    selects ``default_states`` (``stop_all``: Running, so that a filter on the owner alone never
+    reaches a finished or suspended job)."""
+    if where is not None:
+        if states or older_than is not None or owner is not None or name is not None:
+            raise UsageError("give where= or the separate conditions (states, older_than, owner, name), not both")
+        return where if where.states or not default_states else replace(where, states=default_states)
+    chosen = JobFilter.of(states, older_than=older_than, owner=owner, name=name)
+    return chosen if chosen.states or not default_states else replace(chosen, states=default_states)
+
+
 # --- results -------------------------------------------------------------------------------------
 
 RequestOutcome = Literal["answered", "failed", "unknown", "in flight"]
@@ -391,8 +436,13 @@ class SentRequest:
 
     @property
     def accepted(self) -> bool:
-        """A mutating method that the node accepted (0, or 4096 Transition Started)."""
-        return self.mutating and self.outcome == "answered" and self.return_value in (0, 4096)
+        """A mutating method that the node accepted (see :func:`accepted`)."""
+        return (
+            self.mutating
+            and self.outcome == "answered"
+            and self.return_value is not None
+            and accepted(self.request, self.return_value)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"request": self.request, "outcome": self.outcome}
@@ -453,11 +503,6 @@ class OperationResult:
     def job_state(self) -> JobState | None:
         value = self.job_state_value
         return JobState(value) if value is not None and value in JobState._value2member_map_ else None
-
-    @property
-    def job_seen(self) -> bool:
-        """The host showed that it has the job (it answered about it, or its method ran on it)."""
-        return self.found is True
 
     def set_job(self, job: Job) -> None:
         """Remember what was read of the job: its state, and its properties for front ends to show."""
@@ -524,10 +569,19 @@ def _timed(command: str) -> Callable[[_Operation[P]], _Operation[P]]:
             self._logs.append(log)
             try:
                 result = fn(self, *args, **kwargs)
-            except HvjobError as exc:
-                result = OperationResult(self.host, command, job=job if isinstance(job, str) else None, error=exc)
+            except Exception as exc:  # what was sent still counts: changed comes from the requests
+                error = (
+                    exc
+                    if isinstance(exc, HvjobError)
+                    else ProtocolError(f"unexpected {type(exc).__name__}: {exc}", host=self.host)
+                )
+                if not isinstance(exc, HvjobError):
+                    logging.getLogger("hvjob.jobs").debug("unexpected failure in %s", command, exc_info=True)
+                result = OperationResult(self.host, command, job=job if isinstance(job, str) else None, error=error)
+                result.changed = changed_by(log)
             finally:
                 self._logs[:] = [other for other in self._logs if other is not log]  # by identity, not ==
+                self._last_log = log  # until the fan-out has read it (an interrupted host's report)
             result.requests = log
             if result.job is not None and result.found is None:
                 result.found = _found(result.job, log)
@@ -537,6 +591,17 @@ def _timed(command: str) -> Callable[[_Operation[P]], _Operation[P]]:
         return inner
 
     return wrap
+
+
+def changed_by(sent: Iterable[SentRequest]) -> bool | None:
+    """What a list of requests proves about ``changed``: True if a mutating method was accepted,
+    None if one was sent and its answer is unknown, False if none was sent or all were refused."""
+    mutating = [r for r in sent if r.mutating]
+    if any(r.accepted for r in mutating):
+        return True
+    if any(r.outcome in ("in flight", "unknown") for r in mutating):
+        return None
+    return False
 
 
 def _found(job_id: str, log: list[SentRequest]) -> bool | None:
@@ -577,10 +642,7 @@ class JobClient:
         cancel: CancelFlag | None = None,
         on_poll: Callable[[str, Job], None] | None = None,
     ) -> None:
-        if not _IDENTIFIER.fullmatch(class_name):
-            raise UsageError(f"invalid WMI class name {class_name!r}")
-        if not _NAMESPACE.fullmatch(ns.normalize_namespace(namespace)):
-            raise UsageError(f"invalid WMI namespace {namespace!r}")
+        check_class(namespace, class_name)
         self.session = session
         self.namespace = ns.normalize_namespace(namespace)
         self.class_name = class_name
@@ -592,6 +654,7 @@ class JobClient:
         self.cancel = cancel
         self.on_poll = on_poll  # (host, job) after each read of a wait: a progress display's feed
         self._logs: list[list[SentRequest]] = []  # one per operation in progress (stop_all nests stop)
+        self._last_log: list[SentRequest] = []
 
     @property
     def host(self) -> str:
@@ -659,18 +722,21 @@ class JobClient:
             else:
                 entry.outcome = "failed"
             raise
-        entry.outcome = "answered"
-        if isinstance(reply, MethodOutput):
+        if isinstance(reply, MethodOutput):  # everything before the outcome: a report may read it any time
             entry.return_value = reply.return_value
             if job is not None:
                 entry.found = not (reply.method == "KillJob" and reply.return_value == 7)
         elif isinstance(reply, CimInstance) and job is not None:
             entry.found = True
+        entry.outcome = "answered"
         return reply
 
     def requests_in_progress(self) -> list[SentRequest]:
-        """The requests of the operation running now (for an interrupted fan-out's report)."""
-        return list(self._logs[0]) if self._logs else []
+        """The requests of the operation running now, or of the one that just ended (for an
+        interrupted fan-out's report)."""
+        if self._logs:
+            return list(self._logs[0])
+        return list(self._last_log)
 
     def _pause(self, seconds: float) -> None:
         """Sleep between polls; a set ``cancel`` ends the sleep at once and the operation with it."""
@@ -771,11 +837,16 @@ class JobClient:
         if command in ("list", "stop-all"):
             first = self.enumerate_request(where.states if where else ())
             uri = first.resource_uri or ""
+            context = "<EnumerationContext from the reply>"
             steps = [
                 PlannedRequest("", first),
                 PlannedRequest(
                     "while the node has more jobs to send (its EnumerationContext)",
-                    build.build_pull(self.session.header_options, uri, "<EnumerationContext from the reply>"),
+                    build.build_pull(self.session.header_options, uri, context),
+                ),
+                PlannedRequest(
+                    "if the enumeration is abandoned (an error, Ctrl-C)",
+                    build.build_release(self.session.header_options, uri, context),
                 ),
             ]
             if command == "stop-all":
@@ -821,6 +892,13 @@ class JobClient:
             steps.append(PlannedRequest(when, request))
         steps.append(PlannedRequest("if a method's answer is lost: read the job once", self.get_request(job_id)))
         if wait:
+            tracker_uri = ns.wmi_resource_uri(self.namespace, "Msvm_ConcreteJob")
+            steps.append(
+                PlannedRequest(
+                    "with --wait, if RequestStateChange returns 4096 and a Job reference: until that job is terminal",
+                    self.get_request("<InstanceID of the Job reference>", tracker_uri),
+                )
+            )
             steps.append(
                 PlannedRequest("with --wait, once accepted: until the job is terminal", self.get_request(job_id))
             )
@@ -859,7 +937,7 @@ class JobClient:
         where: JobFilter | None = None,
     ) -> OperationResult:
         """The jobs of the class that match (see :class:`JobFilter`), as typed property dicts."""
-        selection = where or JobFilter.of(states, older_than=older_than, owner=owner, name=name)
+        selection = selection_of(states, older_than, owner, name, where)
         jobs = [j.to_properties() for j in self.iter_jobs(where=selection)]
         return OperationResult(self.host, "list", method="Enumerate", jobs=jobs)
 
@@ -874,7 +952,7 @@ class JobClient:
         """
         result = OperationResult(self.host, "kill", job=job_id, method="KillJob")
         if self.check:
-            return self._plan(result, job_id, missing_ok, "KillJob")
+            return self._kill_check(result, job_id, missing_ok, skip_terminal)
         if skip_terminal:
             result.method = "Get"
             if self._read_live(result, job_id, missing_ok) is None:
@@ -926,6 +1004,11 @@ class JobClient:
         job = self._read_live(result, job_id, missing_ok)
         if job is None:
             return result
+        if job.job_state is JobState.SHUTTING_DOWN:  # a stop is already under way: do not send another
+            result.notes.append("already Shutting Down: a stop is in progress; nothing was sent")
+            if wait:
+                self._wait_guarded(result, job_id, None, timeout)
+            return result
         if job.cancellable is False and not force:
             result.error = JobNotCancellable(
                 f"job {job_id} is not cancellable (Cancellable = false); nothing was sent (use force to try)",
@@ -957,7 +1040,7 @@ class JobClient:
             except HvjobError as exc:
                 # No answer, an unusable one, or w:TimedOut (type outcome_unknown): read the job instead.
                 if isinstance(exc, ProtocolError) or exc.type == "outcome_unknown":
-                    return self._reread_after_unknown(result, job_id, exc)
+                    return self._reread_after_unknown(result, job_id, exc, timeout if wait else None)
                 result.error = exc
                 return result
             result.return_value = out.return_value
@@ -968,19 +1051,21 @@ class JobClient:
                     meaning += ": Hyper-V's Not Supported"
                 result.notes.append(f"{name} returned {out.return_value} ({meaning}); falling back")
                 continue
-            accepted = out.return_value == 0 or (name == "RequestStateChange" and out.return_value == 4096)
-            if not accepted:
+            if name == "KillJob" and out.return_value == 7:  # Not Found: gone, as kill reads it
+                result.gone, result.changed = True, False
+                if missing_ok:
+                    result.notes.append("KillJob returned 7 (Not Found): the job is gone")
+                else:
+                    result.error = _method_failed(self.host, name, out.return_value, result.return_name)
+                return result
+            if not accepted(name, out.return_value):
                 result.changed = False
                 result.error = _method_failed(self.host, name, out.return_value, result.return_name)
                 return result
             result.changed = True
             result.job_state_value = None
-            if wait:
-                try:
-                    self._wait_after(result, job_id, out.job, timeout)
-                except HvjobError as exc:  # the stop happened; the wait did not finish
-                    result.error = exc
-                    result.notes.append(f"{name} was accepted; the wait then failed")
+            if wait and self._wait_guarded(result, job_id, out.job, timeout) is not None:
+                result.notes.append(f"{name} was accepted; the wait then failed")
             return result
         return result
 
@@ -988,7 +1073,7 @@ class JobClient:
     def stop_all(
         self,
         /,
-        states: Iterable[JobState | int | str] | None = (JobState.RUNNING,),
+        states: Iterable[JobState | int | str] | None = None,
         *,
         older_than: float | dt.timedelta | None = None,
         owner: str | None = None,
@@ -996,9 +1081,9 @@ class JobClient:
         where: JobFilter | None = None,
         **stop_options: Any,
     ) -> OperationResult:
-        """Stop every job that matches (default: Running) on this host, each with :meth:`stop`
-        (``stop_options`` are its options). ``jobs`` lists each stop's result."""
-        selection = where or JobFilter.of(states, older_than=older_than, owner=owner, name=name)
+        """Stop every job that matches (no state given: Running) on this host, each with
+        :meth:`stop` (``stop_options`` are its options). ``jobs`` lists each stop's result."""
+        selection = selection_of(states, older_than, owner, name, where, default_states=(JobState.RUNNING,))
         result = OperationResult(self.host, "stop", method="Enumerate")
         chosen = [job.instance_id for job in self.iter_jobs(where=selection)]
         return self._stop_each(result, chosen, stop_options)
@@ -1018,8 +1103,8 @@ class JobClient:
         elif any(o.changed is None for o in outcomes):
             result.changed = None
         failed = [o for o in outcomes if not o.ok]
-        if failed:
-            result.error = failed[0].error
+        if failed:  # the most serious first: a wait that ran out of time only if nothing else failed
+            result.error = min(failed, key=lambda o: o.error is not None and o.error.type == "wait_timeout").error
         result.notes.append(f"{len(job_ids)} job(s) selected, {len(failed)} failed")
         return result
 
@@ -1060,14 +1145,18 @@ class JobClient:
         """GetErrorEx (or GetError where that is not supported), decoded into typed dicts."""
         result = OperationResult(self.host, "errors", job=job_id, method="GetErrorEx")
         try:
-            out = self.invoke(job_id, "GetErrorEx", [])
-            values = out.out.get("Errors")
-            if _not_supported("GetErrorEx", out.return_value, self.class_name):
-                raise NotSupported("GetErrorEx not supported", host=self.host)
-        except NotSupported:
-            result.method = "GetError"
-            out = self.invoke(job_id, "GetError", [])
-            values = out.out.get("Error")
+            try:
+                out = self.invoke(job_id, "GetErrorEx", [])
+                values = out.out.get("Errors")
+                if _not_supported("GetErrorEx", out.return_value, self.class_name):
+                    raise NotSupported("GetErrorEx not supported", host=self.host)
+            except NotSupported:
+                result.method = "GetError"
+                out = self.invoke(job_id, "GetError", [])
+                values = out.out.get("Error")
+        except ResourceNotFound as exc:  # as show and wait say it
+            result.gone, result.error = True, exc
+            return result
         result.return_value = out.return_value
         result.return_name = "Success" if out.return_value == 0 else "Failed"
         if out.return_value != 0:
@@ -1079,10 +1168,23 @@ class JobClient:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _plan(self, result: OperationResult, job_id: str, missing_ok: bool, method: str) -> OperationResult:
-        if self._read_live(result, job_id, missing_ok) is not None:
-            result.changed = True
-            result.notes.append(f"would call {method}")
+    def _kill_check(
+        self, result: OperationResult, job_id: str, missing_ok: bool, skip_terminal: bool
+    ) -> OperationResult:
+        """Check mode of :meth:`kill`: read the job and say what kill would do, nothing more.
+
+        Without ``skip_terminal`` kill sends KillJob to a finished job too, so check mode says so.
+        """
+        if skip_terminal:
+            if self._read_live(result, job_id, missing_ok) is None:
+                return result
+        else:
+            try:
+                result.set_job(self.get_job(job_id))
+            except ResourceNotFound as exc:
+                return self._gone(result, exc, missing_ok)
+        result.changed = True
+        result.notes.append("would call KillJob")
         return result
 
     def _read_live(self, result: OperationResult, job_id: str, missing_ok: bool) -> Job | None:
@@ -1107,8 +1209,15 @@ class JobClient:
             result.notes.append("the job is gone (not found)")
         return result
 
-    def _reread_after_unknown(self, result: OperationResult, job_id: str, exc: HvjobError) -> OperationResult:
-        """After an Invoke with no usable answer, read the job once and report from its state."""
+    def _reread_after_unknown(
+        self, result: OperationResult, job_id: str, exc: HvjobError, wait_timeout: float | None
+    ) -> OperationResult:
+        """After an Invoke with no usable answer, read the job once and report from its state.
+
+        ``changed`` stays None: whether this call is what stopped the job cannot be known. The
+        result is ok when the job is now gone, finished or shutting down (then, with a wait, waited
+        for); a job still running keeps the unknown outcome as the error.
+        """
         result.changed = None
         try:
             job = self.get_job(job_id)
@@ -1120,11 +1229,24 @@ class JobClient:
             result.error = exc
             return result
         result.set_job(job)
-        if job.is_terminal:
+        if job.is_terminal or job.job_state is JobState.SHUTTING_DOWN:
             result.notes.append(f"{result.method} outcome unknown ({exc.message}); the job is now {job.state_label}")
+            if wait_timeout is not None and not job.is_terminal:
+                self._wait_guarded(result, job_id, None, wait_timeout)
         else:
             result.error = exc
         return result
+
+    def _wait_guarded(
+        self, result: OperationResult, job_id: str, tracker: EndpointReference | None, timeout: float
+    ) -> HvjobError | None:
+        """:meth:`_wait_after`, its failure (a time-out, a lost connection) kept as the result's error."""
+        try:
+            self._wait_after(result, job_id, tracker, timeout)
+        except HvjobError as exc:
+            result.error = exc
+            return exc
+        return None
 
     def _wait_after(
         self, result: OperationResult, job_id: str, tracker: EndpointReference | None, timeout: float
@@ -1132,7 +1254,8 @@ class JobClient:
         deadline = time.monotonic() + timeout
         if tracker is not None and tracker.key_selectors().get("InstanceID"):
             tracker_id = tracker.key_selectors()["InstanceID"]
-            done, _ = self._poll(tracker_id, timeout, tracker.resolved_resource_uri(), None)
+            label = f"tracking job {tracker_id} of job {job_id}"
+            done, _ = self._poll(tracker_id, timeout, tracker.resolved_resource_uri(), None, label)
             result.notes.append(f"followed Job {tracker_id}: {done.state_label if done else 'gone'}")
         job, _ = self._poll(job_id, max(0.0, deadline - time.monotonic()), None, result)
         if job is None:
@@ -1142,7 +1265,12 @@ class JobClient:
             result.set_job(job)
 
     def _poll(
-        self, job_id: str, timeout: float, resource_uri: str | None, result: OperationResult | None
+        self,
+        job_id: str,
+        timeout: float,
+        resource_uri: str | None,
+        result: OperationResult | None,
+        label: str | None = None,
     ) -> tuple[Job | None, bool]:
         """Poll with backoff until terminal (the Job), gone (None) or the deadline (WaitTimedOut).
 
@@ -1167,7 +1295,7 @@ class JobClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimedOut(
-                    f"job {job_id} still {job.state_label} ({job.percent_complete}%) after {timeout:g} s",
+                    f"{label or f'job {job_id}'} still {job.state_label} ({job.percent_complete}%) after {timeout:g} s",
                     host=self.host,
                 )
             self._pause(min(delay, remaining))

@@ -41,12 +41,15 @@ from hvjob.jobs import (
     JobState,
     OperationResult,
     PlannedRequest,
+    check_class,
 )
 from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, endpoint_url
+from hvjob.wire import build, ns
 
 EXIT_USAGE = 2
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a process killed by it
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # EX_SOFTWARE: hvjob itself failed
 
 #: Transports that authenticate with a user name and password (Kerberos may use a ticket cache,
 #: certificates need neither).
@@ -83,13 +86,22 @@ def _usage(message: str) -> NoReturn:
     raise click.UsageError(message)
 
 
-def _read_password(password_file: str | None) -> str | None:
-    if password_file:
-        try:
-            return Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            _usage(f"cannot read password file {password_file}: {exc.strerror}")
-    return os.environ.get("HVJOB_PASSWORD")
+def _read_password(password_file: str | None, given: bool) -> str | None:
+    """The password by precedence: ``--password-file`` given on the command line or as
+    HVJOB_PASSWORD_FILE, then HVJOB_PASSWORD, then a profile's ``password_file`` (``given`` False).
+    A profile's password_command or keyring comes later, only when a password is needed."""
+    if password_file and given:
+        return _password_from(password_file)
+    if os.environ.get("HVJOB_PASSWORD") is not None:
+        return os.environ["HVJOB_PASSWORD"]
+    return _password_from(password_file) if password_file else None
+
+
+def _password_from(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        _usage(f"cannot read password file {path}: {exc.strerror}")
 
 
 class _Group(click.Group):
@@ -168,14 +180,14 @@ def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: s
 
 @click.group(
     cls=_Group,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": "HVJOB"},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, "--version", prog_name="hvjob")
 @click.option(
     "--profile",
     metavar="NAME",
     shell_complete=_complete_profiles,
-    help="Settings from [profile.NAME] of the config file (docs/cli.md) [env HVJOB_PROFILE].",
+    help="Settings from [profile.NAME] of the config file (docs/cli.md).",
 )
 @click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True, help="WMI namespace of the job class.")
 @click.option(
@@ -186,8 +198,7 @@ def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: s
     "-u",
     "--username",
     envvar="HVJOB_USERNAME",
-    help="User (DOMAIN\\user or user@REALM) [env HVJOB_USERNAME]. Password: HVJOB_PASSWORD, --password-file, "
-    "or a prompt on a terminal.",
+    help="User (DOMAIN\\user or user@REALM). Password: HVJOB_PASSWORD, --password-file, or a prompt on a terminal.",
 )
 @click.option("--password-file", type=click.Path(dir_okay=False), help="File holding the password.")
 @click.option("--scheme", type=click.Choice(["https", "http"]), default="https", show_default=True)
@@ -249,13 +260,18 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
     if ctx.invoked_subcommand in ("serve", "decode", "completion"):
         ctx.obj = Settings(verbose=kw["verbose"])
         return
+    try:
+        check_class(kw["namespace"], kw["class_name"])
+    except UsageError as exc:
+        _usage(exc.message)
     resolve: dict[str, str] = {}
     for item in kw["resolve"]:
         name, sep, where = item.partition("=")
         if not sep or not name or not where:
             _usage(f"--resolve takes NAME=HOST[:PORT], not {item!r}")
         resolve[name] = where
-    password = _read_password(kw["password_file"])
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    password = _read_password(kw["password_file"], ctx.get_parameter_source("password_file") in given)
     options = ConnectionOptions(
         transport=kw["transport"],
         username=kw["username"],
@@ -274,7 +290,6 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         operation_timeout=kw["operation_timeout"],
         read_timeout_margin=kw["read_timeout_margin"],
     )
-    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     profile = ctx.obj if isinstance(ctx.obj, config.Profile) else config.Profile(None, None)
     ctx.obj = Settings(
         namespace=kw["namespace"],
@@ -296,6 +311,20 @@ def main(ctx: click.Context, /, **kw: Any) -> None:
         verbose=kw["verbose"],
         profile=profile,
     )
+
+
+def _environment_variables() -> None:
+    """Every global option reads ``HVJOB_<LONG NAME>`` (``--ca-trust``: ``HVJOB_CA_TRUST``), shown in
+    --help. Only the global options: a command's own (``--yes``, ``--force``) come from the command
+    line alone, so that no variable left in an environment can confirm a stop."""
+    for param in main.params:
+        longs = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        if isinstance(param, click.Option) and longs and param.name not in ("version", "help"):
+            param.envvar = "HVJOB_" + longs[0][2:].upper().replace("-", "_")
+            param.show_envvar = True
+
+
+_environment_variables()
 
 
 # --- shared machinery ----------------------------------------------------------------------------
@@ -346,7 +375,7 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
             settings.vault_password_file,
             explicit=settings.explicit,
         )
-        for target in targets:
+        for position, target in enumerate(targets):
             if _needs_credentials(settings, target.options):
                 if not target.options.username:
                     _usage(f"{target.name}: no user name: set ansible_user, -u or HVJOB_USERNAME")
@@ -354,7 +383,7 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
                     from_profile = settings.profile.password(target.options.username)
                     if from_profile is None:
                         _usage(f"{target.name}: no password: set ansible_password or HVJOB_PASSWORD")
-                    targets[targets.index(target)] = HostTarget(
+                    targets[position] = HostTarget(
                         target.name, target.address, target.options.with_password(from_profile)
                     )
     else:
@@ -407,13 +436,30 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     return {"namespace": settings.namespace, "class_name": settings.class_name, "check": settings.check}
 
 
-def _dry_run(settings: Settings, targets: list[HostTarget], plan: Callable[[JobClient], list[PlannedRequest]]) -> None:
+def _dry_run(
+    settings: Settings,
+    targets: list[HostTarget],
+    plan: Callable[[JobClient], list[PlannedRequest]],
+    job_id: str | None = None,
+) -> NoReturn:
     for target in targets:
         session = WsmanSession(target.address, target.options)
         client = JobClient(session, **_client_options(settings))
-        if settings.cluster:
-            click.echo(f"# --cluster: first Enumerate MSCluster_Node on {target.name}; then, on each node:", err=True)
-        output.print_plan(target.name, session.url, plan(client), output=settings.output)
+        steps = plan(client)
+        if settings.cluster:  # discovery on this node, then each node of the cluster as below
+            discover = build.build_enumerate(
+                session.header_options, ns.wmi_namespace_uri("root/MSCluster"), wql="SELECT * FROM MSCluster_Node"
+            )
+            first = [PlannedRequest("first, on this node: the cluster's nodes", discover)]
+            if job_id:  # every node is read; the first that has the job does the rest
+                steps = [
+                    PlannedRequest("then on every node: does it have the job", steps[0].request),
+                    *(PlannedRequest(f"on the first node that has it: {s.when or 'always'}", s.request) for s in steps),
+                ]
+            else:
+                steps = [PlannedRequest(f"then on every node: {s.when or 'always'}", s.request) for s in steps]
+            steps = first + steps
+        output.print_plan(target.name, session.url, steps, output=settings.output)
     sys.exit(0)
 
 
@@ -434,22 +480,26 @@ class _Command:
 def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> NoReturn:
     targets = _targets(settings, hosts)
     if settings.dry_run:
-        _dry_run(settings, targets, command.plan)
+        _dry_run(settings, targets, command.plan, command.job_id)
+    # A cluster-wide list is made "each job once" after every node has answered: its JSON lines
+    # can only be written then, not as each node finishes.
+    streams = settings.output == "jsonl" and not (settings.cluster and command.name == "list")
     with contextlib.ExitStack() as stack:
-        report = _run_command(settings, targets, command, stack)
-    _report(settings, report)
+        report = _run_command(settings, targets, command, stack, streams)
+    _report(settings, report, streamed=streams)
 
 
 def _run_command(
-    settings: Settings, targets: list[HostTarget], command: _Command, stack: contextlib.ExitStack
+    settings: Settings, targets: list[HostTarget], command: _Command, stack: contextlib.ExitStack, streams: bool
 ) -> FanoutReport:
     client_options = _client_options(settings)
     processes = settings.processes
     showing_waits = command.waits and settings.output == "text" and sys.stderr.isatty()
     if showing_waits:  # the bars are fed from the hosts' threads, so the hosts stay in this process
-        client_options["on_poll"] = stack.enter_context(live.WaitProgress()).update
+        bars = stack.enter_context(live.WaitProgress({t.address: t.name for t in targets}))
+        client_options["on_poll"] = bars.update
         processes = 1
-    progress = _Progress(0 if showing_waits else len(targets), settings)
+    progress = _Progress(0 if showing_waits else len(targets), settings, stream=streams)
     common: dict[str, Any] = {
         "concurrency": settings.concurrency,
         "processes": processes,
@@ -473,7 +523,7 @@ def _run_command(
     return report
 
 
-def _report(settings: Settings, report: FanoutReport) -> NoReturn:
+def _report(settings: Settings, report: FanoutReport, *, streamed: bool) -> NoReturn:
     if settings.sort_by:
         key = _SORT_KEYS[settings.sort_by]
         for result in report.results:
@@ -483,7 +533,7 @@ def _report(settings: Settings, report: FanoutReport) -> NoReturn:
         report,
         output=settings.output,
         verbose=settings.verbose,
-        streamed=settings.output == "jsonl",
+        streamed=streamed,
         sort=_SORT_KEYS[settings.sort_by] if settings.sort_by else None,
     )
     for path in report.recordings:
@@ -501,8 +551,9 @@ def _report(settings: Settings, report: FanoutReport) -> NoReturn:
 class _Progress:
     """A progress bar on stderr for text output on a terminal; JSON lines as results arrive for jsonl."""
 
-    def __init__(self, total: int, settings: Settings) -> None:
+    def __init__(self, total: int, settings: Settings, *, stream: bool) -> None:
         self.settings = settings
+        self.stream = stream
         self.bar: Any = None
         if settings.output == "text" and total > 1 and sys.stderr.isatty():
             self.bar = click.progressbar(length=total, label="hosts", file=sys.stderr)
@@ -511,7 +562,7 @@ class _Progress:
     def update(self, result: OperationResult) -> None:
         if self.bar is not None:
             self.bar.update(1)
-        if self.settings.output == "jsonl":
+        if self.stream:
             click.echo(json.dumps(result.to_dict()))
 
     def close(self) -> None:
@@ -540,8 +591,16 @@ def _duration(text: str | None) -> float | None:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
+def _job_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("a job id (InstanceID) cannot be empty")
+    return value.strip() if value is not None else None
+
+
 def _job_option(required: bool = True) -> Callable[[Any], Any]:
-    return click.option("--job", "job_id", required=required, metavar="ID", help="The job's InstanceID.")
+    return click.option(
+        "--job", "job_id", required=required, metavar="ID", callback=_job_id, help="The job's InstanceID."
+    )
 
 
 def _missing_ok_option(default: bool) -> Callable[[Any], Any]:
@@ -820,29 +879,35 @@ def watch_jobs(
 ) -> None:
     """Watch jobs live on a terminal (or a JSON line per change off one); with --cluster, the cluster's."""
     selection = _selection(states, older_than, owner, name_glob)
+    seed = (settings.profile.expand_hosts(hosts) or ("?",))[0]
     targets = _targets(settings, hosts)
     if settings.dry_run:
         _dry_run(settings, targets, lambda c: c.plan("list", where=selection))
     client_options = _client_options(settings)
 
+    # The node selects by age, owner and name; states only say which jobs to start following (a job
+    # that finishes leaves --state Running but stays in view until it is gone).
+    on_node = JobFilter((), selection.older_than, selection.owner, selection.name)
+
     def poll() -> FanoutReport:
         report = run(
             "list",
             targets,
-            lambda c: c.list(where=selection),
+            lambda c: c.list(where=on_node),
             concurrency=settings.concurrency,
             processes=settings.processes,
             client_options=client_options,
         )
         return list_once(report) if settings.cluster else report
 
-    title = f"{hosts[0]} (cluster, {len(targets)} nodes)" if settings.cluster else ", ".join(t.name for t in targets)
+    title = f"{seed} (cluster, {len(targets)} nodes)" if settings.cluster else ", ".join(t.name for t in targets)
     options = live.WatchOptions(
         interval=interval,
         until_done=until_done,
         timeout=timeout,
         require_success=require_success,
         jobs=live.wanted_jobs(job_ids),
+        states=frozenset(int(state) for state in selection.states),
         title=title,
         class_name=settings.class_name,
     )
@@ -922,21 +987,24 @@ def _origin(root: click.Context, param: click.Parameter, profile: config.Profile
     if source is ParameterSource.COMMANDLINE:
         return "command line"
     if source is ParameterSource.ENVIRONMENT:
-        envvar = param.envvar if isinstance(param.envvar, str) else f"HVJOB_{(param.name or '').upper()}"
-        return f"environment {envvar}"
+        return f"environment {param.envvar}"
     if source is ParameterSource.DEFAULT_MAP:
         return f"{profile.path} {profile.origins.get(param.name or '', '')}".strip()
     return "default"
 
 
 def _password_origin(settings: Settings) -> str:
-    """Where the password would come from; the value itself is never shown."""
+    """Where the password would come from, in the order _read_password takes them; never the value."""
     root = click.get_current_context().find_root()
-    if root.params.get("password_file"):
-        return f"--password-file {root.params['password_file']}"
+    password_file = root.params.get("password_file")
+    given = root.get_parameter_source("password_file") in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    if password_file and given:
+        return f"--password-file {password_file}"
     if os.environ.get("HVJOB_PASSWORD") is not None:
         return "environment HVJOB_PASSWORD (value not shown)"
     profile = settings.profile
+    if password_file:
+        return f"password_file {password_file} of {profile.path}"
     if profile.password_command:
         return f"password_command of {profile.path}"
     if profile.keyring:
@@ -987,6 +1055,10 @@ def _profile_asked(argv: list[str]) -> str | None:
     return os.environ.get("HVJOB_PROFILE") or None
 
 
+def _needs_no_profile(argv: list[str]) -> bool:
+    return "_HVJOB_COMPLETE" in os.environ or any(a in ("--version", "-h", "--help", "completion") for a in argv)
+
+
 def load_profile(argv: list[str]) -> config.Profile:
     profile = config.load(file_keys(), _profile_asked(argv))
     resolve = profile.options.get("resolve")
@@ -998,7 +1070,12 @@ def load_profile(argv: list[str]) -> config.Profile:
 def run_cli() -> None:
     """Entry point wrapper: usage errors exit 2, interrupts 130, and nothing else escapes."""
     try:
-        profile = load_profile(sys.argv[1:])
+        try:
+            profile = load_profile(sys.argv[1:])
+        except UsageError:
+            if not _needs_no_profile(sys.argv[1:]):
+                raise
+            profile = config.Profile(None, None)  # --version, --help and completion work with a broken file
         main.main(
             prog_name="hvjob",
             complete_var="_HVJOB_COMPLETE",
@@ -1032,3 +1109,9 @@ def run_cli() -> None:
     except HvjobError as exc:
         click.echo(f"hvjob: {exc.type}: {exc.message}", err=True)
         sys.exit(1)
+    except Exception as exc:  # a bug of hvjob's: one line for the user, the traceback with -vv
+        logging.getLogger("hvjob").debug("internal error", exc_info=True)
+        click.echo(
+            f"hvjob: internal error: {type(exc).__name__}: {exc} (a bug: please report it; -vv shows where)", err=True
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -59,8 +59,9 @@ class Profile:
     origins: dict[str, str] = field(default_factory=dict)  # option -> "[default]" or "[profile.NAME]"
     hosts: list[str] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)
-    password_command: str | None = None
+    password_command: str | None = field(default=None, repr=False)  # a command line may hold a secret
     keyring: str | None = None  # the keyring service name, when the profile asks for the keyring
+    _passwords: dict[str | None, str] = field(default_factory=dict, repr=False, compare=False)
 
     def expand_hosts(self, hosts: tuple[str, ...]) -> tuple[str, ...]:
         """``@GROUP`` to its hosts; no HOST at all to the profile's ``hosts``."""
@@ -78,12 +79,16 @@ class Profile:
         return tuple(out)
 
     def password(self, username: str | None) -> str | None:
-        """Run ``password_command`` (or ask the keyring) for the password; None if neither is set."""
-        if self.password_command:
-            return _run_password_command(self.password_command, self.path)
-        if self.keyring:
-            return _keyring_password(self.keyring, username)
-        return None
+        """Run ``password_command`` (or ask the keyring) for the password, once per user name and
+        run (an inventory of many hosts asks once); None if neither is set."""
+        if username not in self._passwords:
+            if self.password_command:
+                self._passwords[username] = _run_password_command(self.password_command, self.path)
+            elif self.keyring:
+                self._passwords[username] = _keyring_password(self.keyring, username)
+            else:
+                return None
+        return self._passwords[username]
 
 
 def load(option_names: Mapping[str, str], profile: str | None, environ: Mapping[str, str] | None = None) -> Profile:
@@ -121,8 +126,9 @@ def load(option_names: Mapping[str, str], profile: str | None, environ: Mapping[
         for key, value in table.items():
             merged[key] = value
             origins[key] = where
-    if any(key in SECRET_LIKE for key in merged):
-        _refuse_if_others_can_read(path)
+    every_table = [data.get("default", {}), *tables.values()]
+    if any(key in SECRET_LIKE for table in every_table if isinstance(table, dict) for key in table):
+        _refuse_if_others_can_read(path)  # whichever profile is used: the file holds a secret-like key
     options = {option_names[k]: v for k, v in merged.items() if k in option_names}
     option_origins = {option_names[k]: origins[k] for k in merged if k in option_names}
     keyring = merged.get("keyring")
@@ -192,8 +198,10 @@ def _run_password_command(command: str, path: Path | None) -> str:
         raise UsageError(f"password_command in {path} is empty")
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"password_command {argv[0]!r} from {path} did not run: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"password_command {argv[0]!r} from {path} did not run: {exc.strerror}") from exc
+    except subprocess.TimeoutExpired:  # its text names the whole command line, which may hold a secret
+        raise UsageError(f"password_command {argv[0]!r} from {path} did not finish within 60 s") from None
     if done.returncode != 0:
         # Its stderr may say why (a locked store); its stdout is never shown: it may be the secret.
         said = done.stderr.strip().splitlines()[-1][:200] if done.stderr.strip() else "no message"

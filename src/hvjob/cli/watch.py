@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import threading
 import time
@@ -59,15 +60,19 @@ class Row:
             elapsed=float(elapsed) if isinstance(elapsed, (int, float)) else None,
             owner=str(props.get("Owner") or ""),
             error=error,
+            error_code=code if isinstance(code, int) else None,
         )
 
     @property
     def finished(self) -> bool:
         return self.state is not None and self.state in TERMINAL_STATES
 
+    error_code: int | None = None
+
     @property
     def succeeded(self) -> bool:
-        return self.state in (JobState.COMPLETED, JobState.COMPLETED_WITH_WARNINGS) and not self.error
+        """As ``Job.succeeded``: Completed (with Warnings) and ErrorCode 0."""
+        return self.state in (JobState.COMPLETED, JobState.COMPLETED_WITH_WARNINGS) and (self.error_code or 0) == 0
 
 
 @dataclass
@@ -79,16 +84,22 @@ class Snapshot:
     host_errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, report: FanoutReport, class_name: str, wanted: set[str] | None) -> Snapshot:
+    def of(cls, report: FanoutReport, options: WatchOptions, tracked: Iterable[str] = ()) -> Snapshot:
+        """The jobs the watch follows: those asked for (``--job``), those in the states asked for,
+        and any it already follows (a job that finishes leaves ``--state Running``, not the view)."""
         snapshot = cls(dt.datetime.now(dt.timezone.utc))
+        following = set(tracked)
         for result in report.results:
             if result.error is not None:
                 snapshot.host_errors[result.host] = f"{result.error.type}: {result.error.message}"
                 continue
             for props in result.jobs or []:
-                row = Row.of(result.host, {"__class": class_name, **props})
-                if wanted is None or row.job in wanted:
-                    snapshot.rows.setdefault(row.job, row)
+                row = Row.of(result.host, {"__class": options.class_name, **props})
+                if options.jobs is not None and row.job not in options.jobs:
+                    continue
+                if options.states and row.state not in options.states and row.job not in following:
+                    continue
+                snapshot.rows.setdefault(row.job, row)
         return snapshot
 
 
@@ -146,6 +157,7 @@ class WatchOptions:
     timeout: float | None = None
     require_success: bool = False
     jobs: set[str] | None = None  # --job: only these
+    states: frozenset[int] = frozenset()  # --state: the jobs to start following (then followed to the end)
     title: str = ""
     class_name: str = ""
 
@@ -153,34 +165,38 @@ class WatchOptions:
 def watch(poll: Callable[[], FanoutReport], options: WatchOptions) -> int:
     """Refresh until Ctrl-C, or with ``until_done`` until every job is finished; the exit code."""
     live = sys.stdout.isatty()
-    stop = threading.Event()
     view = _LiveView(options) if live else None
     started = time.monotonic()
     previous: Snapshot | None = None
-    seen: set[str] = set()
+    last: dict[str, Row] = {}  # every job followed, as last seen (a vanished job's final state)
+    state = _Progress()
     try:
         if view is not None:
             view.start()
         while True:
             report = poll()
+            if report.forced:  # a second Ctrl-C: do not wait for the requests on the wire
+                if view is not None:
+                    view.stop()
+                sys.stdout.flush()
+                os._exit(EXIT_INTERRUPTED)
             if report.interrupted:  # Ctrl-C during a refresh: the fan-out caught it
                 return EXIT_INTERRUPTED
-            snapshot = Snapshot.of(report, options.class_name, options.jobs)
-            seen |= set(snapshot.rows)
+            snapshot = Snapshot.of(report, options, last)
+            last.update(snapshot.rows)
             if view is not None:
                 view.show(snapshot, previous)
             else:
                 for event in changes(previous, snapshot):
                     click.echo(json.dumps(event))
                 sys.stdout.flush()
-            code = _finished(snapshot, seen, options, first=previous is None)
+            code = _finished(snapshot, last, options, state)
             if code is not None:
                 return code
             if options.timeout is not None and time.monotonic() - started >= options.timeout:
                 return EXIT_WAIT_TIMEOUT
             previous = snapshot
-            if stop.wait(options.interval):
-                return EXIT_INTERRUPTED
+            time.sleep(options.interval)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:
@@ -188,20 +204,36 @@ def watch(poll: Callable[[], FanoutReport], options: WatchOptions) -> int:
             view.stop()
 
 
-def _finished(snapshot: Snapshot, seen: set[str], options: WatchOptions, *, first: bool) -> int | None:
+@dataclass
+class _Progress:
+    """What --until-done has established so far."""
+
+    checked_missing: bool = False  # the --job ids were looked for on a refresh where every host answered
+
+
+def _finished(snapshot: Snapshot, last: dict[str, Row], options: WatchOptions, progress: _Progress) -> int | None:
     """With --until-done: the exit code once every watched job is finished (or gone), else None."""
     if not options.until_done:
         return None
-    if options.jobs and first and not snapshot.host_errors:
-        missing = options.jobs - set(snapshot.rows)
-        if missing:  # a job never seen is not found, as for wait
-            click.echo(f"hvjob: error: job(s) not found: {', '.join(sorted(missing))}", err=True)
+    if options.jobs:
+        unseen = options.jobs - set(last)
+        if unseen and not snapshot.host_errors and not progress.checked_missing:
+            # Every host answered and one of the jobs asked for is on none: not found, as for wait.
+            click.echo(f"hvjob: error: job(s) not found: {', '.join(sorted(unseen))}", err=True)
             return EXIT_FAILED
-    if snapshot.host_errors or not all(row.finished for row in snapshot.rows.values()):
-        return None
-    if options.jobs and not seen:
-        return None
-    if options.require_success and not all(row.succeeded for row in snapshot.rows.values()):
+        progress.checked_missing = progress.checked_missing or not snapshot.host_errors
+        if unseen:
+            return None  # it may be on a host that does not answer yet
+        followed = [last[job] for job in sorted(options.jobs)]
+        # The jobs asked for: each seen finished, or gone since; what other hosts say does not matter.
+        if not all(row.finished or row.job not in snapshot.rows for row in followed):
+            return None
+    else:
+        if snapshot.host_errors or not last or not all(row.finished for row in snapshot.rows.values()):
+            return None  # a host that does not answer may still have a job running
+        followed = list(last.values())
+    # A job that vanished before it was seen finish has no known outcome: not a success.
+    if options.require_success and not all(row.finished and row.succeeded for row in followed):
         return EXIT_FAILED
     return EXIT_OK
 
@@ -306,9 +338,11 @@ def _elapsed(seconds: float | None) -> str:
 class WaitProgress:
     """Bars on stderr for the jobs a wait polls (host: job), fed by ``JobClient.on_poll``."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: dict[str, str] | None = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.names = names or {}  # address -> the host's name as the user gave it
 
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -333,7 +367,8 @@ class WaitProgress:
         key = (host, job.instance_id)
         with self._lock:
             if key not in self._tasks:
-                self._tasks[key] = self.progress.add_task(f"{host}: {job.instance_id}", total=100, state="")
+                name = self.names.get(host, host)
+                self._tasks[key] = self.progress.add_task(f"{name}: {job.instance_id}", total=100, state="")
             task = self._tasks[key]
         percent = 100 if job.succeeded else (job.percent_complete or 0)
         self.progress.update(task, completed=percent, state=job.state_label or "?")

@@ -155,7 +155,10 @@ def parse_datetime(text: str) -> dt.datetime:
     text = text.strip()
     match = _DMTF_DATETIME.match(text)
     if match:
-        base = dt.datetime.strptime(match.group(1), "%Y%m%d%H%M%S")
+        try:
+            base = dt.datetime.strptime(match.group(1), "%Y%m%d%H%M%S")
+        except ValueError as exc:  # month 13, day 32: the right shape, no such moment
+            raise ProtocolError(f"invalid CIM datetime {text!r}") from exc
         offset = int(match.group(4)) * (1 if match.group(3) == "+" else -1)
         tz = dt.timezone(dt.timedelta(minutes=offset))
         return base.replace(microsecond=int(match.group(2)), tzinfo=tz)
