@@ -14,8 +14,6 @@ from hvjob.transport import WsmanSession
 from hvjob.wire import build
 from hvjob.wire.parse import CimInstance, MethodOutput
 
-pytest.importorskip("requests_credssp", reason="CredSSP client (requests-credssp) not installed")
-
 
 def get(session: WsmanSession) -> object:
     return session.send(build.build_get(session.header_options, JOB_URI, {"InstanceID": job_id(0x300)}))

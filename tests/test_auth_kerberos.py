@@ -26,9 +26,8 @@ from hvjob.wire.parse import CimInstance, MethodOutput
 
 def _kerberos_libraries_missing() -> str | None:
     try:
-        import gssapi  # noqa: F401
-        import kerberos  # noqa: F401  (pykerberos, what pywinrm's Kerberos auth uses)
-        import krb5  # noqa: F401  (pyspnego's acceptor needs it beside gssapi)
+        import gssapi  # noqa: F401  (pyspnego's Kerberos, client and acceptor)
+        import krb5  # noqa: F401  (pyspnego needs it beside gssapi)
     except ImportError as exc:
         return f"Kerberos Python libraries missing: {exc}"
     return None

@@ -121,8 +121,8 @@ def test_the_environment_proxy_carries_the_whole_session(
 ) -> None:
     clean_environment.setenv("http_proxy", proxy.url)
     _kill(http_server)
-    # the anonymous request, the NTLM negotiate and authenticate legs, then the sealed KillJob
-    assert proxy.request_lines == [f"POST {http_server.url}"] * 4
+    # the NTLM negotiate and authenticate legs, then the sealed KillJob
+    assert proxy.request_lines == [f"POST {http_server.url}"] * 3
     assert proxy.client_connections == 1
 
 
@@ -139,4 +139,4 @@ def test_a_named_proxy_is_used_without_any_environment(
     http_server: FakeWinRMServer, proxy: ForwardProxy, clean_environment: pytest.MonkeyPatch
 ) -> None:
     _kill(http_server, proxy=proxy.url)
-    assert proxy.request_lines == [f"POST {http_server.url}"] * 4
+    assert proxy.request_lines == [f"POST {http_server.url}"] * 3
