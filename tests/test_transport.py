@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import CANARY_PASSWORD, JOB_URI, SCENARIOS, job_id, options
+from conftest import CANARY_NT_HASH, CANARY_PASSWORD, JOB_URI, SCENARIOS, job_id, leaks, options
 from hvjob import errors
 from hvjob.testing import FakeWinRMServer, make_pki
 from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
@@ -413,14 +415,22 @@ def test_recorder_writes_a_replayable_scrubbed_fixture(
         assert replay.stats.unmatched == []
 
 
-def test_debug_traffic_log_has_soap_but_no_secret(
-    http_server: FakeWinRMServer, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("transport", "scheme"), [("ntlm", "http"), ("ntlm", "https"), ("basic", "https"), ("credssp", "http")]
+)
+def test_hvjob_loggers_at_debug_show_soap_and_nothing_of_authentication(
+    users_file: Path, pki: Any, caplog: pytest.LogCaptureFixture, transport: str, scheme: str
 ) -> None:
-    import logging
-
-    caplog.set_level(logging.DEBUG)
-    with WsmanSession(http_server.url, options(scheme="http")) as session:
-        get(session)
-    text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "GetResponse" in text and "<s:Envelope" in text
-    assert CANARY_PASSWORD not in text
+    tls = pki.server_context() if scheme == "https" else None
+    auth = ("credssp",) if transport == "credssp" else ("negotiate", "basic")
+    with FakeWinRMServer(SCENARIOS, users_file=users_file, tls=tls, auth=auth) as server:
+        caplog.set_level(logging.DEBUG, logger="hvjob")
+        opts = options(transport=transport, scheme=scheme, ca_trust_path=str(pki.ca_cert))
+        with WsmanSession(server.url, opts) as session:
+            get(session)
+            killjob(session, job_id(0x100))
+    own = [r for r in caplog.records if r.name.startswith("hvjob.") and not r.name.startswith("hvjob.testing")]
+    text = "\n".join(r.getMessage() for r in own)
+    assert "GetResponse" in text and "KillJob_OUTPUT" in text  # the SOAP, after decryption
+    assert leaks(text) == [] and CANARY_NT_HASH.upper() not in text
+    assert "Authorization" not in text and "WWW-Authenticate" not in text
