@@ -239,10 +239,10 @@ def translate(
     if isinstance(exc, _UNDECODABLE):
         return made(ProtocolError, f"undecodable reply: {text}")
     if isinstance(exc, (*_CONNECTION, *_TLS)):
-        if _is_name_resolution(exc, text):
-            return made(NameResolutionFailed, f"cannot resolve host: {text}")
         if sent and invoke:
             return made(OutcomeUnknown, f"connection lost after {what} was sent; it may have run: {text}")
+        if _is_name_resolution(exc, text):
+            return made(NameResolutionFailed, f"cannot resolve host: {text}")
         if isinstance(exc, _PROXY):
             return made(ConnectionFailed, f"proxy failed: {text}")
         return made(ConnectionFailed, f"connection failed: {text}")

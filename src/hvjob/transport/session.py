@@ -181,13 +181,13 @@ class WsmanSession:
             # The server closed the connection we had (idle keep-alive), lost our authentication,
             # or cut a response short. A connection that never carried a request is a dead host.
             if (fresh and lost.unsent) or not (lost.unsent or request.safe_to_resend):
-                raise lost.error from lost.__cause__
+                raise lost.error from lost.error.__cause__
             log.info("%s: reconnecting and re-authenticating (%s)", self.host, lost.error.message)
             self.reconnects += 1
             try:
                 return self._exchange_once(request)
             except _Lost as again:
-                raise again.error from again.__cause__
+                raise again.error from again.error.__cause__
 
     def _exchange_once(self, request: WsmanRequest) -> tuple[int, bytes, str]:
         connection = self._connect()
