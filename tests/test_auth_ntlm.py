@@ -125,6 +125,12 @@ def test_the_nt_hash_and_the_context_live_no_longer_than_the_session(http_server
     assert _client_secrets(secret) == []
 
 
+#: Memoised functions of the transport, and why what they keep is no secret.
+ALLOWED_CACHES = {
+    "hvjob.transport.http._trust_context": "a CA file path to a TLS context that trusts it; no client key",
+}
+
+
 def test_no_cache_in_the_transport_keeps_anything_per_call(http_server: FakeWinRMServer) -> None:
     """No memoised function may keep a credential for the process's life (the NT hash once was)."""
     with WsmanSession(http_server.url, options(scheme="http")) as session:
@@ -138,4 +144,4 @@ def test_no_cache_in_the_transport_keeps_anything_per_call(http_server: FakeWinR
     assert caches, "expected at least the boundary's cache of exception classes"
     for name, cached in caches:
         takes_arguments = bool(inspect.signature(cached).parameters)
-        assert not takes_arguments or cached.cache_info().currsize == 0, name
+        assert not takes_arguments or name in ALLOWED_CACHES or cached.cache_info().currsize == 0, name

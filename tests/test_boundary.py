@@ -5,8 +5,8 @@ The expectations are read from the tables in docs/transport.md, so the documenta
 cannot drift apart. Each injection replaces one foreign call with one that raises:
 
     connect   spnego.client (creating the security context)
-    send      requests' HTTPAdapter.send, once the session is authenticated
-    receive   requests' Response.iter_content (reading the body), once authenticated
+    send      urllib3's HTTPConnectionPool.urlopen, once the session is authenticated
+    receive   urllib3's HTTPResponse.read (reading the body), once authenticated
     seal      the live context's wrap_winrm
     unseal    the live context's unwrap_winrm
 """
@@ -26,8 +26,9 @@ from typing import Any
 
 import pytest
 import requests
-import requests.adapters
 import spnego
+import urllib3.connectionpool
+import urllib3.response
 
 from conftest import JOB_URI, ROOT, job_id, options
 from hvjob import errors
@@ -223,8 +224,8 @@ class Injector:
                 session.send(self.request(session, invoke=False))  # authenticated and sealing
                 context = self.contexts[-1]
                 targets: dict[str, tuple[Any, str]] = {
-                    "send": (requests.adapters.HTTPAdapter, "send"),
-                    "receive": (requests.Response, "iter_content"),
+                    "send": (urllib3.connectionpool.HTTPConnectionPool, "urlopen"),
+                    "receive": (urllib3.response.HTTPResponse, "read"),
                     "seal": (context, "wrap_winrm"),
                     "unseal": (context, "unwrap_winrm"),
                 }
