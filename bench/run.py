@@ -2,6 +2,8 @@
 
     pip install '.[bench]' && python bench/run.py --json [--big]
 
+Three clients side by side: hvjob, pywinrm (the baseline) and pypsrp.
+
 Prints one JSON object (see docs/performance.md). The fake nodes run in fleet processes of their
 own (hvjob.testing.fleet); each fan-out measurement runs in a child process of its own (with the
 worker processes hvjob forks), so its CPU and peak RSS are the client's alone. Timings are
@@ -127,6 +129,94 @@ def per_call(users: Path, password: str, calls: int, repeats: int) -> dict[str, 
     }
 
 
+# --- fresh sessions: exchanges per operation and client CPU per fresh stop ------------------------
+
+
+def _hvjob_fresh(port: int, password: str, operation: str) -> bool:
+    from hvjob.jobs import JobClient
+    from hvjob.transport import ConnectionOptions, WsmanSession
+
+    options = ConnectionOptions(username=USER, password=password, scheme="http")
+    with WsmanSession(f"127.0.0.1:{port}", options) as session:
+        client = JobClient(session)
+        result = client.stop(JOB) if operation == "stop" else client.kill(JOB)
+    return result.ok and bool(result.changed)
+
+
+def _pywinrm_fresh(port: int, password: str, operation: str) -> bool:
+    """The same work through plain pywinrm: pre-built envelopes (a Get, then RequestStateChange; or KillJob)."""
+    from hvjob.wire import build
+
+    transport = _plain_pywinrm(port, password)
+    try:
+        if operation == "stop":
+            transport.send_message(build.build_get(build.HeaderOptions(), URI, {"InstanceID": JOB}).payload)
+            method, arguments = "RequestStateChange", {"RequestedState": 5}
+        else:
+            method, arguments = "KillJob", {"DeleteOnKill": False}
+        invoke = build.build_invoke(build.HeaderOptions(), URI, method, arguments, {"InstanceID": JOB}).payload
+        return b"ReturnValue>0<" in transport.send_message(invoke)
+    finally:
+        transport.close_session()
+
+
+def _pypsrp_fresh(port: int, password: str, operation: str) -> bool:
+    import xml.etree.ElementTree as ET
+
+    from pypsrp.wsman import SelectorSet, WSMan
+
+    selectors = SelectorSet()
+    selectors.add_option("InstanceID", JOB)
+    with WSMan("127.0.0.1", port=port, username=USER, password=password, ssl=False, auth="ntlm") as wsman:
+        if operation == "stop":
+            wsman.get(URI, selector_set=selectors)
+            body = ET.Element(f"{{{URI}}}RequestStateChange_INPUT")
+            ET.SubElement(body, f"{{{URI}}}RequestedState").text = "5"
+            method = "RequestStateChange"
+        else:
+            body = ET.Element(f"{{{URI}}}KillJob_INPUT")
+            ET.SubElement(body, f"{{{URI}}}DeleteOnKill").text = "false"
+            method = "KillJob"
+        reply = wsman.invoke(f"{URI}/{method}", URI, body, selector_set=selectors)
+    return reply.find(f".//{{{URI}}}ReturnValue").text == "0"  # type: ignore[union-attr]
+
+
+FRESH_CLIENTS = {"hvjob": _hvjob_fresh, "pywinrm": _pywinrm_fresh, "pypsrp": _pypsrp_fresh}
+
+
+def fresh_sessions(users: Path, password: str, samples: int, repeats: int) -> dict[str, Any]:
+    """Each client does one operation per fresh session, one fleet node each (so every ``stop``
+    finds the job running): HTTP exchanges per operation as the fleet counts them, and the client's
+    CPU per fresh ``stop`` (rusage of this process; the fleet runs in its own), interleaved medians."""
+    exchanges: dict[str, dict[str, float]] = {}
+    for operation in ("kill", "stop"):
+        for name, fresh in FRESH_CLIENTS.items():
+            with FleetProcess(users, 3) as fleet:
+                assert all(fresh(port, password, operation) for port in fleet.ports), (name, operation)
+                exchanges.setdefault(name, {})[operation] = fleet.stats()["requests"] / len(fleet.ports)
+    cpu_ms: dict[str, list[float]] = {name: [] for name in FRESH_CLIENTS}
+    for _ in range(repeats):
+        for name, fresh in FRESH_CLIENTS.items():
+            with FleetProcess(users, samples) as fleet:
+                fresh(fleet.ports[0], password, "stop")  # imports and first-use costs outside the timing
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                ok = sum(fresh(port, password, "stop") for port in fleet.ports[1:])
+                after = resource.getrusage(resource.RUSAGE_SELF)
+            assert ok == samples - 1, name
+            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpu_ms[name].append(used * 1000 / (samples - 1))
+    medians = {name: statistics.median(values) for name, values in cpu_ms.items()}
+    return {
+        "exchanges": exchanges,
+        "cpu_ms_per_stop": {name: round(value, 3) for name, value in medians.items()},
+        "cpu_ms_per_stop_all_runs": {name: [round(v, 3) for v in values] for name, values in cpu_ms.items()},
+        "hvjob_cpu_vs_pywinrm": round(medians["hvjob"] / medians["pywinrm"], 3),
+        "hvjob_cpu_vs_pypsrp": round(medians["hvjob"] / medians["pypsrp"], 3),
+        "sessions_per_run": samples - 1,
+        "runs": repeats,
+    }
+
+
 # --- fan-out: each measurement in a child process ------------------------------------------------
 
 
@@ -240,6 +330,8 @@ def fan_out(
         "threads_only_all_wall_s": threads["all_wall_s"],
         "pywinrm_pool_wall_s": round(pw["wall_s"], 3),
         "pywinrm_pool_all_wall_s": pw["all_wall_s"],
+        "wall_vs_pywinrm_pool": round(hv["wall_s"] / pw["wall_s"], 3),
+        "pywinrm_pool_exchanges_per_node": pw["exchanges_per_node"],
         "client_cpu_s": round(hv["cpu_s"], 3),
         "threads_only_cpu_s": round(threads["cpu_s"], 3),
         "pywinrm_pool_cpu_s": round(pw["cpu_s"], 3),
@@ -273,6 +365,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--nodes", default="1,10,50,100", help="fan-out sizes (comma-separated)")
     parser.add_argument("--fanout-repeats", type=int, default=5, help="interleaved runs per fan-out figure (median)")
+    parser.add_argument("--fresh-sessions", type=int, default=50, help="fresh sessions per client per CPU run")
+    parser.add_argument("--big-repeats", type=int, default=1, help="interleaved runs of the 1,000-node figure")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=32, help=argparse.SUPPRESS)
@@ -296,20 +390,32 @@ def main() -> int:
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
             "per_call": per_call(users, password, args.calls, args.repeats),
         }
+        log("fresh sessions ...")
+        result["fresh_sessions"] = fresh_sessions(users, password, args.fresh_sessions + 1, args.repeats)
         curve = []
         sizes = [int(n) for n in args.nodes.split(",")] + ([1000] if args.big else [])
         for nodes in sizes:
             log(f"fan-out {nodes} nodes ...")
-            repeats = 1 if nodes >= 1000 else args.fanout_repeats  # the 1,000-node run is reported, not gated
+            repeats = args.big_repeats if nodes >= 1000 else args.fanout_repeats
             curve.append(fan_out(users, password, nodes, args.latency_ms, min(nodes, 256), repeats))
         result["fanout"] = curve
         log("kill 1 vs 50 nodes ...")
         result["kill_scaling"] = kill_scaling(users, password, args.latency_ms, args.fanout_repeats)
         hundred = [row for row in curve if row["nodes"] == 100]
+        thousand = [row for row in curve if row["nodes"] == 1000]
+        fresh = result["fresh_sessions"]
         result["goals"] = {
             "per_call_at_least_pywinrm_bare": result["per_call"]["hvjob_vs_pywinrm_bare"] >= 1.0,
+            "per_call_at_least_1_06x_pywinrm_bare": result["per_call"]["hvjob_vs_pywinrm_bare"] >= 1.06,
+            "fresh_kill_3_and_stop_4_exchanges": fresh["exchanges"]["hvjob"] == {"kill": 3, "stop": 4},
+            "fresh_stop_cpu_below_pywinrm": fresh["hvjob_cpu_vs_pywinrm"] < 1.0,
             "kill_50_within_1_5x_one": result["kill_scaling"]["ratio"] <= 1.5,
             "fanout_100_within_1_3x_ideal": hundred[0]["wall_vs_ideal"] <= 1.3 if hundred else None,
+            "fanout_100_at_most_0_6x_pywinrm_pool": hundred[0]["wall_vs_pywinrm_pool"] <= 0.6 if hundred else None,
+            "fanout_1000_at_most_0_7x_pywinrm_pool": thousand[0]["wall_vs_pywinrm_pool"] <= 0.7 if thousand else None,
+            "fanout_1000_cpu_below_pywinrm_pool": (
+                thousand[0]["client_cpu_s"] < thousand[0]["pywinrm_pool_cpu_s"] if thousand else None
+            ),
         }
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
