@@ -328,6 +328,15 @@ def test_configuration_mistakes_are_usage_errors_before_any_connection(kw: dict,
         WsmanSession("127.0.0.1:1", options(**kw))
 
 
+def test_a_ca_file_that_is_not_pem_is_a_usage_error(https_server: FakeWinRMServer, tmp_path: Path) -> None:
+    garbage = tmp_path / "not-a-ca.pem"
+    garbage.write_text("this is not a certificate\n")
+    with WsmanSession(https_server.url, options(ca_trust_path=str(garbage))) as session:
+        with pytest.raises(errors.UsageError, match="invalid TLS configuration"):
+            get(session)
+    assert https_server.stats.requests == 0
+
+
 @pytest.mark.parametrize(
     ("transport", "match"),
     [("ntlm", "NTLM needs a username and a password"), ("credssp", "CredSSP needs"), ("basic", "Basic")],

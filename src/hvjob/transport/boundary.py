@@ -3,7 +3,8 @@
 Every call into requests, urllib3, ssl, pyspnego, gssapi or krb5 runs inside
 :func:`foreign_errors`, named by its *seam*:
 
-    connect   set-up of the authenticated session: TLS settings, the security context, its steps
+    connect   set-up of the authenticated session: TLS trust and client certificate, the security
+              context (credentials from a ticket cache or a password), its steps
     send      one HTTP request, up to the response's status line and headers (TCP/TLS connect
               included, so a connection refused or a certificate rejected shows up here)
     receive   reading the response body
@@ -222,6 +223,8 @@ def translate(
 
     if isinstance(exc, _CONFIGURATION):
         return made(UsageError, f"invalid configuration: {text}")
+    if isinstance(exc, _TLS) and seam == "connect":  # loading the CA bundle or the client certificate
+        return made(UsageError, f"invalid TLS configuration (ca_trust_path, cert_pem, cert_key_pem): {text}")
     if seam == "seal":
         return made(AuthenticationFailed, f"cannot seal the request with the negotiated security context: {text}")
     if seam == "unseal":
