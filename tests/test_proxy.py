@@ -77,6 +77,7 @@ class ForwardProxy:
                 self.request_lines.append(f"{method} {uri}")
                 target = urlsplit(uri)
                 if upstream is None:
+                    assert target.port is not None
                     upstream = stack.enter_context(socket.create_connection((target.hostname, target.port)))
                     from_upstream = stack.enter_context(upstream.makefile("rb"))
                 upstream.sendall(f"{method} {target.path} {version}\r\n".encode() + rest + body)

@@ -225,7 +225,9 @@ def test_read_timeout_on_get_and_outcome_unknown_on_invoke(http_server: FakeWinR
         ({"status": 503}, errors.ProtocolError, "HTTP 503"),
     ],
 )
-def test_injected_faults_on_an_invoke(http_server: FakeWinRMServer, injection: dict, error: type, message: str) -> None:
+def test_injected_faults_on_an_invoke(
+    http_server: FakeWinRMServer, injection: dict[str, Any], error: type, message: str
+) -> None:
     with WsmanSession(http_server.url, options(scheme="http")) as session:
         assert isinstance(get(session), CimInstance)
         http_server.inject_next(**injection)
@@ -264,7 +266,7 @@ def test_reset_during_safe_request_is_retried_once(http_server: FakeWinRMServer)
         ({"transport": "certificate"}, "cert_pem"),
     ],
 )
-def test_weak_settings_must_be_asked_for(kw: dict, match: str) -> None:
+def test_weak_settings_must_be_asked_for(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(errors.UsageError, match=match):
         WsmanSession("node1", options(**kw))
 
@@ -323,7 +325,7 @@ def test_an_at_sign_in_the_path_is_not_user_information() -> None:
         ({"connect_timeout": 0}, "connect_timeout must be positive"),
     ],
 )
-def test_configuration_mistakes_are_usage_errors_before_any_connection(kw: dict, match: str) -> None:
+def test_configuration_mistakes_are_usage_errors_before_any_connection(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(errors.UsageError, match=match):
         WsmanSession("127.0.0.1:1", options(**kw))
 
@@ -381,12 +383,13 @@ def test_pywinrm_and_pypsrp_clients_get_the_fixture_answer(http_server: FakeWinR
     selectors.add_option("InstanceID", jid)
     cases = [(http_server, False, "ntlm"), (https_server, True, "ntlm"), (https_server, True, "basic")]
     for server, use_ssl, auth in cases:
-        extra = {"cert_validation": str(pki.ca_cert)} if use_ssl else {"encryption": "always"}
+        extra: dict[str, Any] = {"cert_validation": str(pki.ca_cert)} if use_ssl else {"encryption": "always"}
         wsman = WSMan(
             "127.0.0.1", port=server.port, ssl=use_ssl, auth=auth, username="alice", password=CANARY_PASSWORD, **extra
         )
         out = wsman.invoke(JOB_URI + "/KillJob", JOB_URI, body, selector_set=selectors)
-        assert out.find(f".//{{{JOB_URI}}}ReturnValue").text == "0"
+        returned = out.find(f".//{{{JOB_URI}}}ReturnValue")
+        assert returned is not None and returned.text == "0"
 
 
 def test_unmatched_request_gets_a_fault_and_is_reported(http_server: FakeWinRMServer) -> None:
