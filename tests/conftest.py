@@ -47,8 +47,11 @@ def _base64_forms(signature: bytes) -> list[str]:
 
 #: An NTLM message in base64, raw or inside SPNEGO ("NTLMSSP\0" at any alignment).
 _NTLM_TOKEN = re.compile("|".join(map(re.escape, _base64_forms(b"NTLMSSP\x00"))))
-#: An HTTP authentication header value: a Negotiate/NTLM/Kerberos/CredSSP token or Basic credentials.
-_AUTH_HEADER_VALUE = re.compile(r"(?i)\b(?:Negotiate|NTLM|Kerberos|CredSSP|Basic)\s+[A-Za-z0-9+/]{16,}={0,2}")
+#: An HTTP authentication header value: a Negotiate/NTLM/Kerberos/CredSSP token or Basic credentials
+#: (base64 of binary data has capitals or digits; prose such as "NTLM negotiate/authenticate" has not).
+_AUTH_HEADER_VALUE = re.compile(
+    r"\b(?i:negotiate|ntlm|kerberos|credssp|basic)\s+(?=[A-Za-z0-9+/]*[0-9A-Z+])[A-Za-z0-9+/]{16,}={0,2}"
+)
 
 
 def leaks(text: str) -> list[str]:

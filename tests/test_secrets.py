@@ -94,6 +94,7 @@ def test_basic_credentials_in_a_log():
 
 def test_clean_negotiate_challenge_without_token():
     log.debug("WWW-Authenticate: Negotiate")
+    log.debug("authenticated with ntlm (Negotiate), 2 legs; NTLM negotiate/authenticate legs")
 
 def test_writes_a_token(tmp_path):
     (tmp_path / "capture.log").write_text(RAW)
