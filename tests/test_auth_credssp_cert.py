@@ -11,10 +11,8 @@ from conftest import JOB_URI, SCENARIOS, job_id, options
 from hvjob import errors
 from hvjob.testing import FakeWinRMServer
 from hvjob.transport import WsmanSession
-from hvjob.wire import build
+from hvjob.wire import build, framing
 from hvjob.wire.parse import CimInstance, MethodOutput
-
-pytest.importorskip("requests_credssp", reason="CredSSP client (requests-credssp) not installed")
 
 
 def get(session: WsmanSession) -> object:
@@ -106,3 +104,52 @@ def test_certificate_auth_needs_https_and_both_files(pki, tmp_path: Path) -> Non
         WsmanSession("127.0.0.1:1", cert_options(pki, cert, key, scheme="http"))
     with pytest.raises(errors.UsageError, match="cert_pem and cert_key_pem"):
         WsmanSession("127.0.0.1:1", options(transport="certificate", cert_pem=str(cert)))
+
+
+@pytest.fixture
+def part_counts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many parts each encrypted body had, client's and fake server's alike (one process)."""
+    counts: list[int] = []
+    real = framing.unframe_parts
+
+    def counting(body: bytes) -> list[framing.EncryptedPart]:
+        parts = real(body)
+        counts.append(len(parts))
+        return parts
+
+    monkeypatch.setattr(framing, "unframe_parts", counting)
+    return counts
+
+
+def test_credssp_replies_over_16_kib_come_in_several_parts_and_are_all_unsealed(
+    credssp_http: FakeWinRMServer, part_counts: list[int]
+) -> None:
+    replies: list[bytes] = []
+    with WsmanSession(f"127.0.0.1:{credssp_http.port}", options(transport="credssp", scheme="http")) as session:
+        session.recorder = lambda request, status, body: replies.append(body)
+        assert isinstance(get(session), CimInstance)
+        description = "Exporting a collection reference point"
+        assert f"<p:Description>{description}</p:Description>".encode() in replies[0]
+        long_text = "".join(f"{n:06d} " for n in range(6000))  # 42,000 characters: three 16 KiB parts
+        big = replies[0].decode().replace(description, long_text)
+        credssp_http.inject_next(reply=big, status=200)
+        instance = get(session)
+        assert isinstance(instance, CimInstance) and instance["Description"] == long_text
+        assert isinstance(killjob(session), MethodOutput)  # the context is still in step
+    assert max(part_counts) == 3  # the big reply: unframed in three parts
+    assert part_counts.count(3) == 1
+
+
+def test_credssp_requests_over_16_kib_are_sent_in_parts_the_server_reads(
+    credssp_http: FakeWinRMServer, part_counts: list[int]
+) -> None:
+    wql = "SELECT * FROM Msvm_CollectionReferencePointExportJob WHERE " + " OR ".join(
+        f"InstanceID = 'J{n:05d}'" for n in range(1500)
+    )
+    with WsmanSession(f"127.0.0.1:{credssp_http.port}", options(transport="credssp", scheme="http")) as session:
+        request = build.build_enumerate(session.header_options, JOB_URI.rpartition("/")[0] + "/*", wql=wql)
+        assert len(request.payload) > 2 * 16384
+        # The server decrypted and read the query (no fixture answers it: a WS-Man fault, not an HTTP 400).
+        with pytest.raises(errors.WSManFault):
+            session.send(request)
+    assert 3 in part_counts

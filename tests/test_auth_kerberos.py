@@ -7,6 +7,7 @@ tests with the reason; CI sets ``HVJOB_REQUIRE_KDC=1`` so that there a missing K
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import JOB_URI, SCENARIOS, job_id
 from hvjob import errors
+from hvjob.jobs import JobClient
 from hvjob.testing import FakeWinRMServer
 from hvjob.testing.kdc import MiniKDC, missing_tools
 from hvjob.transport import ConnectionOptions, WsmanSession
@@ -26,9 +28,8 @@ from hvjob.wire.parse import CimInstance, MethodOutput
 
 def _kerberos_libraries_missing() -> str | None:
     try:
-        import gssapi  # noqa: F401
-        import kerberos  # noqa: F401  (pykerberos, what pywinrm's Kerberos auth uses)
-        import krb5  # noqa: F401  (pyspnego's acceptor needs it beside gssapi)
+        import gssapi  # noqa: F401  (pyspnego's Kerberos, client and acceptor)
+        import krb5  # noqa: F401  (pyspnego needs it beside gssapi)
     except ImportError as exc:
         return f"Kerberos Python libraries missing: {exc}"
     return None
@@ -109,15 +110,73 @@ def test_wrong_spn_host_name_is_an_authentication_error(kdc: MiniKDC, kerberos_s
     assert "kerberos" in str(info.value).lower()
 
 
-def test_no_ticket_is_an_authentication_error(kdc: MiniKDC, kerberos_server: FakeWinRMServer, tmp_path: Path) -> None:
-    saved = os.environ["KRB5CCNAME"]
-    os.environ["KRB5CCNAME"] = f"FILE:{tmp_path / 'empty-ccache'}"
-    try:
-        with WsmanSession(f"127.0.0.1:{kerberos_server.port}", kerberos_options(kdc)) as session:
-            with pytest.raises(errors.AuthenticationFailed):
-                get(session)
-    finally:
-        os.environ["KRB5CCNAME"] = saved
+@pytest.fixture
+def no_ticket_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A management host that never ran kinit: the ticket cache names a file that does not exist."""
+    empty = tmp_path / "empty-ccache"
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{empty}")
+    return empty
+
+
+def test_no_ticket_and_no_password_says_to_run_kinit(
+    kdc: MiniKDC, kerberos_server: FakeWinRMServer, no_ticket_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with WsmanSession(f"127.0.0.1:{kerberos_server.port}", kerberos_options(kdc)) as session:
+        with pytest.raises(errors.AuthenticationFailed) as info:
+            get(session)
+    assert "run kinit, or give a password" in info.value.message
+    assert info.value.unreachable and kerberos_server.stats.requests == 0  # nothing reached the node
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]  # no traceback logged
+
+
+def test_a_password_without_a_ticket_cache_gets_credentials_from_the_kdc(
+    kdc: MiniKDC, kerberos_server: FakeWinRMServer, no_ticket_cache: Path
+) -> None:
+    # As pypsrp does: GSSAPI credentials acquired from the password into memory, the cache untouched.
+    opts = kerberos_options(kdc, username=kdc.principal, password=kdc.password)
+    with WsmanSession(f"127.0.0.1:{kerberos_server.port}", opts) as session:
+        assert isinstance(get(session), CimInstance)
+        assert isinstance(get(session), CimInstance)
+    assert kerberos_server.stats.auth_handshakes == 1
+    assert not no_ticket_cache.exists()
+
+
+def test_a_wrong_password_is_an_authentication_error_that_does_not_show_it(
+    kdc: MiniKDC, kerberos_server: FakeWinRMServer, no_ticket_cache: Path
+) -> None:
+    opts = kerberos_options(kdc, username=kdc.principal, password="Not-The-Kdc-Password-1")
+    with WsmanSession(f"127.0.0.1:{kerberos_server.port}", opts) as session:
+        with pytest.raises(errors.AuthenticationFailed) as info:
+            get(session)
+    assert "Not-The-Kdc-Password-1" not in str(info.value) + repr(info.value)
+    assert kerberos_server.stats.requests == 0
+
+
+def test_a_fresh_kerberos_kill_is_two_exchanges_over_http(kdc: MiniKDC, kerberos_server: FakeWinRMServer) -> None:
+    # The AP-REQ rides on the first request and the AP-REP on its 200: one leg, then the KillJob.
+    with WsmanSession(f"127.0.0.1:{kerberos_server.port}", kerberos_options(kdc)) as session:
+        assert JobClient(session).kill(job_id(0x100)).ok
+    assert kerberos_server.stats.requests == 2
+
+
+def test_cli_without_ticket_or_password_fails_cleanly(
+    kdc: MiniKDC, kerberos_server: FakeWinRMServer, no_ticket_cache: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HVJOB_PASSWORD"}  # KRB5CCNAME: the missing cache
+    args = ["--transport", "kerberos", "--scheme", "http", "--spn-hostname", kdc.host_name, "--output", "json"]
+    target = ["kill", f"127.0.0.1:{kerberos_server.port}", "--job", job_id(0x100)]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from hvjob.cli import run_cli; run_cli()", "-vv", *args, *target],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 3, proc.stderr  # unreachable: authentication
+    error = json.loads(proc.stdout)["results"][0]["error"]
+    assert error["type"] == "authentication" and "run kinit, or give a password" in error["message"]
+    assert "Traceback" not in proc.stderr
 
 
 def test_cli_kerberos_kill_with_ticket_cache_and_no_password(kdc: MiniKDC, kerberos_server: FakeWinRMServer) -> None:

@@ -358,7 +358,8 @@ def test_connect_is_the_one_obvious_entry_point(http_server: FakeWinRMServer) ->
     with hvjob.connect(http_server.url, username="alice", password=CANARY_PASSWORD, scheme="http") as client:
         result = client.stop(job_id(0x300))
         assert result.ok and result.changed is True and isinstance(client, hvjob.JobClient)
-    assert client.session._session is None  # closed by the context manager
+        assert client.session.connected
+    assert not client.session.connected  # closed by the context manager
 
 
 def test_list_jobs_are_typed_like_show(client: JobClient) -> None:

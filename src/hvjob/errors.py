@@ -29,7 +29,8 @@ Each class has an ``error_type`` that every front end (library result, CLI JSON,
     ├── JobNotCancellable               "method"          Cancellable is false; nothing was sent
     ├── JobFailed                       "method"          the job ended unsuccessfully (wait --require-success)
     ├── WaitTimedOut                    "wait_timeout"    the job was still running when the wait ran out
-    └── Interrupted                     "interrupted"     Ctrl-C: the operation stopped before its next request
+    ├── Interrupted                     "interrupted"     Ctrl-C: the operation stopped before its next request
+    └── InternalError                   "internal"        a bug in hvjob (an exception it did not expect)
 
 Errors never carry credentials: the transport redacts them before an error is built, and
 ``request_xml``/``response_xml`` are the SOAP payloads after decryption, which hold none.
@@ -45,6 +46,7 @@ __all__ = [
     "CannotProcessFilter",
     "ConnectionFailed",
     "HvjobError",
+    "InternalError",
     "Interrupted",
     "InvalidHeader",
     "InvalidSelectors",
@@ -408,3 +410,10 @@ class Interrupted(HvjobError):
     """
 
     error_type = "interrupted"
+
+
+class InternalError(HvjobError):
+    """An exception hvjob did not expect reached a front end: a bug, reported as one (exit 70),
+    with its traceback in the debug log rather than passed off as a protocol or network failure."""
+
+    error_type = "internal"

@@ -27,7 +27,7 @@ from multiprocessing import connection as mp_connection
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from hvjob.errors import HvjobError, Interrupted, OutcomeUnknown, ProtocolError, UsageError
+from hvjob.errors import HvjobError, InternalError, Interrupted, OutcomeUnknown, ProtocolError, UsageError
 from hvjob.jobs import CancelFlag, JobClient, JobFilter, OperationResult, SentRequest, changed_by
 from hvjob.recorder import FixtureRecorder
 from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
@@ -82,9 +82,16 @@ class FanoutReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all ok; 3 some host unreachable; 1 some failed; 4 only waits that ran out; 130 interrupted."""
+        """130 interrupted; 70 an internal error; 2 a usage error on some host (the same mistake
+        everywhere, most likely); 3 some host unreachable; 1 some failed; 4 only waits that ran
+        out; 0 all ok (docs/cli.md)."""
         if self.interrupted:
             return 130
+        types = {r.error.type for r in self.results if r.error is not None}
+        if "internal" in types:
+            return 70
+        if "usage" in types:
+            return 2
         statuses = {r.status for r in self.results}
         if "unreachable" in statuses:
             return 3
@@ -187,13 +194,12 @@ class _Work:
                     live.finished(index)
         except HvjobError as exc:
             result = OperationResult(target.address, self.command, error=exc)
-        except Exception as exc:  # never a traceback for the user; logged for -v
-            log.debug("unexpected failure on %s", target.name, exc_info=True)
-            result = OperationResult(
-                target.address,
-                self.command,
-                error=ProtocolError(f"unexpected {type(exc).__name__}: {exc}", host=target.name),
+        except Exception as exc:  # a bug: the transport translates every foreign exception
+            log.debug("internal error on %s", target.name, exc_info=True)
+            error = InternalError(
+                f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)", host=target.name
             )
+            result = OperationResult(target.address, self.command, error=error, changed=None)
         result.host = target.name
         if result.error is not None:
             result.error.drop_tracebacks()  # logged already; a thousand kept tracebacks are not

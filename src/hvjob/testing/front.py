@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ from spnego.channel_bindings import GssChannelBindings
 from hvjob.errors import HvjobError
 from hvjob.testing.tls import client_identities
 from hvjob.transport import nt_hash
+from hvjob.transport.sealing import seal, unseal
 from hvjob.wire import framing
 from hvjob.wire.build import new_message_id
 
@@ -231,16 +232,20 @@ def apply_injection(reply: Reply) -> tuple[int, bytes, str]:
 def seal_reply(ctx: Any, protocol: str, payload: bytes, corrupt: str | None = None) -> tuple[bytes, str]:
     """Encrypt a reply for a connection that sent an encrypted request: body and Content-Type.
 
-    ``corrupt`` (``signature`` or ``payload``) damages the seal, for fault injection.
+    As Windows sends them: CredSSP replies over 16 KiB go as ``multipart/x-multi-encrypted``, one
+    part per 16 KiB. ``corrupt`` (``signature`` or ``payload``) damages the first part's signature
+    or the last part's sealed payload, for fault injection.
     """
-    result = ctx.wrap_winrm(payload)
-    header, sealed = result.header, result.data
-    if corrupt == "signature":
-        header = bytes([header[0] ^ 0xFF]) + header[1:]
-    elif corrupt == "payload" and sealed:
-        sealed = sealed[:-1] + bytes([sealed[-1] ^ 0xFF])
-    body = framing.frame(protocol, len(payload) + result.padding_length, header, sealed)
-    return body, framing.content_type(protocol)
+    content_type, body = seal(ctx, protocol, payload)
+    if corrupt not in ("signature", "payload"):
+        return body, content_type
+    parts = framing.unframe_parts(body)
+    first, last = parts[0], parts[-1]
+    if corrupt == "signature" and first.header:
+        parts[0] = replace(first, header=bytes([first.header[0] ^ 0xFF]) + first.header[1:])
+    elif corrupt == "payload" and last.sealed:
+        parts[-1] = replace(last, sealed=last.sealed[:-1] + bytes([last.sealed[-1] ^ 0xFF]))
+    return framing.frame_parts(parts), content_type
 
 
 # --- the listener --------------------------------------------------------------------------------
@@ -352,6 +357,11 @@ class WinRMFront:
     def close_idle_connections(self) -> None:
         """Close every open keep-alive connection now, as Windows does after its idle timeout."""
         self._httpd.close_all()
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections not yet closed: tests wait on it instead of sleeping."""
+        return self._httpd.open_count()
 
     def channel_bindings(self) -> GssChannelBindings | None:
         if self._cert_hash is None:
@@ -540,11 +550,8 @@ def _hashed_entry(line: str) -> str:
     user, sep2, password = rest.partition(":")
     if not (sep and sep2 and user) or line.lstrip().startswith("#"):
         return line
-    nt = nt_hash(password)
-    if nt is None:
-        return line  # pyspnego reads the plain form too
     name = f"{domain}\\{user}" if domain else user
-    return f"{name}:0:{'0' * 32}:{nt.upper()}:[U          ]:LCT-00000000"
+    return f"{name}:0:{'0' * 32}:{nt_hash(password).upper()}:[U          ]:LCT-00000000"
 
 
 def _is_domainless(line: str) -> bool:
@@ -613,6 +620,10 @@ class _HTTPServer(ThreadingHTTPServer):
                 self._open.add(sock)
             else:
                 self._open.discard(sock)
+
+    def open_count(self) -> int:
+        with self._open_lock:
+            return len(self._open)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         with self.front._lock:
@@ -826,9 +837,8 @@ class _Handler(BaseHTTPRequestHandler):
         encrypted = framing.is_encrypted(content_type)
         if encrypted:
             try:
-                part = framing.unframe(body)
-                plaintext = self.ctx.unwrap_winrm(part.header, part.sealed)
-                self.encryption_protocol = part.protocol
+                plaintext = unseal(self.ctx, body, check_length=False)  # every part of a multi-part body
+                self.encryption_protocol = framing.protocol_of(content_type) or framing.SPNEGO_PROTOCOL
             except Exception as exc:  # a garbled or tampered body: whatever the unwrap raised
                 log.info("cannot decrypt request: %s", exc)
                 self._send(400, b"")
@@ -954,18 +964,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _token_has_bindings(token: bytes) -> bool:
-    """True when an NTLM AUTHENTICATE (raw or inside SPNEGO) carries non-zero channel bindings."""
+    """True when an NTLM AUTHENTICATE (raw or inside SPNEGO) carries non-zero channel bindings.
+
+    Read by hand ([MS-NLMP] 2.2.1.3 AUTHENTICATE_MESSAGE, 2.2.2.7 NTLMv2_CLIENT_CHALLENGE,
+    2.2.2.1 AV_PAIR): the NtChallengeResponse field, then its AV pairs after the 28 fixed bytes
+    that follow the 16-byte NTProofStr, looking for MsvAvChannelBindings (0x000A).
+    """
     start = token.find(b"NTLMSSP\x00\x03\x00\x00\x00")
     if start < 0:
         return False
-    try:
-        from spnego._ntlm_raw.messages import Authenticate, AvId, NTClientChallengeV2
-
-        auth = Authenticate.unpack(token[start:])
-        if not auth.nt_challenge_response or len(auth.nt_challenge_response) <= 24:
-            return False
-        pairs = NTClientChallengeV2.unpack(auth.nt_challenge_response[16:]).av_pairs
-        value = pairs.get(AvId.channel_bindings)
-        return bool(value) and value != b"\x00" * 16
-    except Exception:  # a token pyspnego cannot read: let the real step reject it
+    message = token[start:]
+    if len(message) < 28:
         return False
+    length, _max, offset = struct.unpack("<HHI", message[20:28])  # NtChallengeResponseFields
+    response = message[offset : offset + length]
+    pos = 16 + 28  # NTProofStr, then RespType .. Reserved3 of NTLMv2_CLIENT_CHALLENGE
+    while pos + 4 <= len(response):
+        av_id, av_len = struct.unpack("<HH", response[pos : pos + 4])
+        value = response[pos + 4 : pos + 4 + av_len]
+        if av_id == 0x0000:  # MsvAvEOL
+            return False
+        if av_id == 0x000A:  # MsvAvChannelBindings
+            return bool(value) and value != b"\x00" * 16
+        pos += 4 + av_len
+    return False
