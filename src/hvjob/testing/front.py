@@ -301,6 +301,11 @@ class WinRMFront:
         self._thread: threading.Thread | None = None
         self._cert_hash: bytes | None = None
         self._started = False
+        self._group: ListenerGroup | None = None  # the group that accepts for this front, if any
+        self._listen_lock = threading.Lock()
+        self._reserved: socket.socket | None = None  # while not listening: the port, bound and refusing
+        self._up = threading.Event()  # set while listening
+        self._up.set()
 
     @property
     def port(self) -> int:
@@ -327,6 +332,10 @@ class WinRMFront:
 
     def start(self) -> WinRMFront:
         self.prepare()
+        self._serve_in_thread()
+        return self
+
+    def _serve_in_thread(self) -> None:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": self.poll_interval},
@@ -334,19 +343,74 @@ class WinRMFront:
             daemon=True,
         )
         self._thread.start()
-        return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-        self._httpd.server_close()
-        self._httpd.close_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._started:
-            _ACCEPTOR_ENVIRONMENT.remove(self)
-            self._started = False
+        with self._listen_lock:
+            if self._thread is not None:
+                self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd.close_all()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+                self._thread = None
+            if self._reserved is not None:
+                self._reserved.close()
+                self._reserved = None
+            if self._started:
+                _ACCEPTOR_ENVIRONMENT.remove(self)
+                self._started = False
+
+    # --- the listener going away and coming back (a node restarting) ----------------------------
+
+    @property
+    def listening(self) -> bool:
+        return self._reserved is None
+
+    def stop_listening(self) -> None:
+        """The listener goes away, as when the WinRM service stops: every open connection is closed
+        and new ones are refused. The port stays reserved (bound, not listening), so that
+        :meth:`start_listening` gets it back even while clients pick ephemeral ports."""
+        with self._listen_lock:
+            if not self._started or self._reserved is not None:
+                return
+            if self._group is not None:
+                self._group.forget(self)
+            elif self._thread is not None:
+                self._httpd.shutdown()
+                self._thread.join(timeout=5)
+                self._thread = None
+            address = self._httpd.server_address[:2]
+            self._httpd.server_close()
+            reserved = socket.socket(self._httpd.address_family, socket.SOCK_STREAM)
+            reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            reserved.bind(address)
+            self._reserved = reserved
+            self._up.clear()
+            self._httpd.close_all()
+
+    def start_listening(self) -> None:
+        """The listener is back on the same port (what the backend holds is untouched)."""
+        with self._listen_lock:
+            if not self._started or self._reserved is None:
+                return
+            reserved, self._reserved = self._reserved, None
+            httpd = _HTTPServer(reserved.getsockname()[:2], _Handler, bind_and_activate=False)
+            httpd.socket.close()
+            httpd.socket = reserved
+            httpd.server_address = reserved.getsockname()
+            httpd.server_name, httpd.server_port = str(httpd.server_address[0]), int(httpd.server_address[1])
+            httpd.server_activate()  # listen() on the reserved port
+            httpd.front = self
+            self._httpd = httpd
+            if self._group is not None:
+                self._group.adopt(self)
+            else:
+                self._serve_in_thread()
+            self._up.set()
+
+    def wait_listening(self, timeout: float | None = None) -> bool:
+        """Block until the listener is up (at once if it is); False if ``timeout`` passed first."""
+        return self._up.wait(timeout)
 
     def __enter__(self) -> WinRMFront:
         return self.start()
@@ -408,11 +472,23 @@ class ListenerGroup:
     def start(self) -> ListenerGroup:
         for front in self.fronts:
             front.prepare()
+            front._group = self
             self._selector.register(front._httpd.socket, selectors.EVENT_READ, front._httpd)
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self._thread = threading.Thread(target=self._loop, name="fake-winrm-group", daemon=True)
         self._thread.start()
         return self
+
+    def forget(self, front: WinRMFront) -> None:
+        """Stop accepting for ``front`` (its listener is going away); the accept loop may still hold
+        an event for it, which then fails on the closed socket and is skipped."""
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(front._httpd.socket)
+
+    def adopt(self, front: WinRMFront) -> None:
+        """Accept for ``front``'s new listening socket (epoll takes it while the loop waits)."""
+        if not self._stopping.is_set():
+            self._selector.register(front._httpd.socket, selectors.EVENT_READ, front._httpd)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -422,7 +498,7 @@ class ListenerGroup:
                     return
                 try:
                     request, address = httpd.get_request()
-                except OSError:
+                except OSError:  # a listener closed since the select (a node going away)
                     continue
                 if httpd.verify_request(request, address):
                     try:
@@ -705,6 +781,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._raw.shutdown(socket.SHUT_RDWR)
+            return
+        if inject.get("close") == "reset":  # a TCP RST instead of an answer: linger 0, then close
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.rfile.close()  # its reference would keep the socket open past close()
+                self._raw.close()
             return
         lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
         lines.append("Server: Microsoft-HTTPAPI/2.0")

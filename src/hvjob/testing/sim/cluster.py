@@ -10,6 +10,8 @@
         cluster.advance(60)              # simulated seconds
         cluster.inject(node="HVNODE01", method="KillJob", kind="drop_after_execute")
         cluster.log()                    # every method the providers executed
+        cluster.fault_log()              # every request a fault spoiled
+        cluster.restart("HVNODE02", 0.5) # its listener gone (refused) for 0.5 s, then back with its state
 
 Every node listens on its own port (consecutive from ``port``, or free ports with 0) behind the
 real front (NTLM, Kerberos, CredSSP, Basic, TLS, message encryption); one thread accepts for all.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,7 +89,9 @@ class SimulatedCluster:
         self.fronts: list[WinRMFront] = []
         try:
             for index, node in enumerate(spec.nodes):
-                backend = NodeBackend(self.model, node, control=self.control_api.handle, on_request=on_request)
+                backend = NodeBackend(
+                    self.model, node, control=self.control_api.handle, on_request=on_request, restart=self.restart
+                )
                 self.fronts.append(
                     WinRMFront(
                         backend,
@@ -109,6 +114,9 @@ class SimulatedCluster:
         self.model.urls = {front.machine: front.url for front in self.fronts}
         self._group = ListenerGroup(self.fronts)
         self._running = False
+        self._timers: list[threading.Timer] = []  # restarts under way: each brings a listener back
+        self._timers_lock = threading.Lock()
+        self.control_api.listeners = self
 
     def _close_unstarted(self) -> None:
         for front in self.fronts:
@@ -125,6 +133,10 @@ class SimulatedCluster:
         return self
 
     def stop(self) -> None:
+        with self._timers_lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
         if self._running:
             self._group.stop()
             self._running = False
@@ -178,6 +190,53 @@ class SimulatedCluster:
         base.update(overrides)
         return ConnectionOptions(**base)
 
+    # --- listeners going away and coming back ---------------------------------------------------
+
+    def _front(self, node: str) -> WinRMFront:
+        name = self.model.node_name(node)
+        if name is None:
+            raise KeyError(node)
+        return next(front for front in self.fronts if front.machine == name)
+
+    def listeners(self) -> dict[str, dict[str, Any]]:
+        """Each node's URL, whether its listener is up, and its open connections (``GET /_hvjob/nodes``)."""
+        return {
+            front.machine: {"url": front.url, "listening": front.listening, "connections": front.open_connections}
+            for front in self.fronts
+        }
+
+    def stop_listening(self, node: str) -> None:
+        """``node``'s listener goes away, as when its WinRM service stops: its connections close, new
+        ones are refused. The node's jobs, log and clock are the cluster's and stay as they are."""
+        self._front(node).stop_listening()
+
+    def start_listening(self, node: str) -> None:
+        """``node``'s listener is back, on the same port."""
+        self._front(node).start_listening()
+
+    def restart(self, node: str, seconds: float = 1.0) -> None:
+        """Stop ``node``'s listener now and start it again after ``seconds`` (real seconds)."""
+        front = self._front(node)
+        front.stop_listening()
+        timer = threading.Timer(seconds, self._restarted, args=(front,))
+        timer.daemon = True
+        with self._timers_lock:
+            self._timers.append(timer)
+        timer.start()
+
+    def _restarted(self, front: WinRMFront) -> None:
+        front.start_listening()
+        with self._timers_lock:
+            self._timers = [t for t in self._timers if t.is_alive() and t is not threading.current_thread()]
+
+    def wait_listening(self, node: str, timeout: float | None = None) -> bool:
+        """Block until ``node``'s listener is up (after a restart); False if ``timeout`` passed first."""
+        return self._front(node).wait_listening(timeout)
+
+    def close_connections(self, node: str) -> None:
+        """Close ``node``'s open keep-alive connections now, as Windows does after its idle timeout."""
+        self._front(node).close_idle_connections()
+
     # --- ground truth and control ----------------------------------------------------------------
 
     @property
@@ -210,6 +269,15 @@ class SimulatedCluster:
     def log(self) -> list[dict[str, Any]]:
         """Every method the providers executed, in order, answered or not (``GET /_hvjob/log``)."""
         return self.model.log_dicts()
+
+    def fault_log(self) -> list[dict[str, Any]]:
+        """Every use of an injected fault: the node, request, job, kind and the request's MessageID
+        (``GET /_hvjob/faults/log``)."""
+        return self.model.fault_log_dicts()
+
+    def clear_faults(self, node: str | None = None) -> int:
+        """Drop pending faults (those naming ``node``, if given); how many (``DELETE /_hvjob/faults``)."""
+        return self.model.clear_faults(node)
 
     def add_job(self, **fields: Any) -> dict[str, Any]:
         """Add a job (the cluster file's job fields; ``class`` may be given as ``class_name``)."""

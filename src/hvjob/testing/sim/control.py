@@ -4,21 +4,31 @@
 ``GET /_hvjob/cluster``          name, nodes and their URLs, the profile, the simulated time
 ``GET /_hvjob/jobs``             every job: ``id``, ``node``, ``class``, ``namespace``, ``state``
                                  (its JobState name), ``job_state``, ``percent``, ``removed``...
+                                 (``?node=NODE``: the jobs of that node)
 ``GET /_hvjob/jobs/ID``          one job
 ``POST /_hvjob/jobs``            add a job (the cluster file's job fields)
 ``GET /_hvjob/log``              every method the providers executed, in order
 ``GET|POST /_hvjob/clock``       the time; ``{"advance": SECONDS}`` and/or ``{"speed": X}``
 ``GET|POST /_hvjob/faults``      pending faults; add ``{"node", "method", "kind", "count", ...}``
+``DELETE /_hvjob/faults``        drop the pending faults (``?node=NODE``: those naming that node)
+``GET /_hvjob/faults/log``       every use of a fault, in order, with the request's MessageID
+``GET /_hvjob/nodes``            each node's URL, whether it is listening, its open connections
+``POST /_hvjob/nodes/NODE``      ``{"listening": false}`` (gone: connections closed, new ones
+                                 refused), ``{"listening": true}``, ``{"restart": SECONDS}``,
+                                 ``{"close_connections": true}`` (an idle close, now)
 ``POST /_hvjob/profile``         change switches: ``{"killjob": "returns-1", ...}``
 ``POST /_hvjob/reset``           back to the cluster's initial jobs, profile and time
 ===============================  ============================================================
+
+A request that takes a node's listener away is best sent to another node's: its own connection goes too.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from hvjob.errors import UsageError
 from hvjob.testing.front import CONTROL_PREFIX, ControlReply
@@ -30,12 +40,28 @@ from hvjob.testing.sim.wsman import FAULT_KINDS, INJECTION_KINDS
 _ALIASES = {"latency": "latency_ms"}
 
 
+class Listeners(Protocol):
+    """What runs the nodes' listeners (:class:`~hvjob.testing.sim.SimulatedCluster`)."""
+
+    def listeners(self) -> dict[str, dict[str, Any]]: ...
+
+    def stop_listening(self, node: str) -> None: ...
+
+    def start_listening(self, node: str) -> None: ...
+
+    def restart(self, node: str, seconds: float = 1.0) -> None: ...
+
+    def close_connections(self, node: str) -> None: ...
+
+
 class ControlAPI:
-    def __init__(self, model: ClusterModel) -> None:
+    def __init__(self, model: ClusterModel, listeners: Listeners | None = None) -> None:
         self.model = model
+        self.listeners = listeners  # set once the listeners exist; None: no /_hvjob/nodes
 
     def handle(self, method: str, path: str, body: bytes) -> ControlReply | None:
-        route = path.split("?", 1)[0][len(CONTROL_PREFIX) :].strip("/")
+        route, _, query = path.partition("?")
+        route = route[len(CONTROL_PREFIX) :].strip("/")
         try:
             data = json.loads(body) if body.strip() else {}
         except ValueError:
@@ -43,16 +69,31 @@ class ControlAPI:
         if not isinstance(data, dict):
             return ControlReply(400, {"error": "the body must be a JSON object"})
         try:
-            return self._route(method.upper(), route, data)
+            return self._route(method.upper(), route, data, parse_qs(query))
         except (UsageError, ValueError) as exc:
             return ControlReply(400, {"error": str(exc)})
 
-    def _route(self, method: str, route: str, data: dict[str, Any]) -> ControlReply:
+    def _node_of(self, query: Mapping[str, list[str]]) -> str | None:
+        """The ``?node=`` of a query, checked; None when absent."""
+        values = query.get("node")
+        if not values:
+            return None
+        node = self.model.node_name(values[-1])
+        if node is None:
+            raise UsageError(f"node: {values[-1]!r} is not a node of {self.model.name}")
+        return node
+
+    def _route(
+        self, method: str, route: str, data: dict[str, Any], query: Mapping[str, list[str]] | None = None
+    ) -> ControlReply:
         model = self.model
+        query = query or {}
         if route in ("", "cluster") and method == "GET":
             return ControlReply(200, self.cluster())
         if route == "jobs" and method == "GET":
-            return ControlReply(200, {"jobs": model.truth()})
+            node = self._node_of(query)
+            jobs = model.truth()
+            return ControlReply(200, {"jobs": [j for j in jobs if node is None or j["node"] == node]})
         if route == "jobs" and method == "POST":
             return ControlReply(201, {"job": self.add_job(data)})
         if route.startswith("jobs/") and method == "GET":
@@ -69,6 +110,15 @@ class ControlAPI:
                 return ControlReply(200, {"faults": [rule.to_dict() for rule in model.faults]})
         if route == "faults" and method == "POST":
             return ControlReply(201, {"fault": self.add_fault(data).to_dict()})
+        if route == "faults" and method == "DELETE":
+            return ControlReply(200, {"cleared": model.clear_faults(self._node_of(query))})
+        if route == "faults/log" and method == "GET":
+            return ControlReply(200, {"fired": model.fault_log_dicts()})
+        if (route == "nodes" or route.startswith("nodes/")) and self.listeners is not None:
+            if route == "nodes" and method == "GET":
+                return ControlReply(200, {"nodes": self.listeners.listeners()})
+            if route.startswith("nodes/") and method == "POST":
+                return ControlReply(200, self.node_action(route[len("nodes/") :], data))
         if route == "profile" and method == "POST":
             with model.lock:
                 model.profile = model.profile.replace(data)
@@ -78,9 +128,8 @@ class ControlAPI:
         if route == "reset" and method == "POST":
             model.reset()
             return ControlReply(200, {"reset": True, **self.cluster()})
-        known = route in ("", "cluster", "jobs", "log", "clock", "faults", "profile", "reset") or route.startswith(
-            "jobs/"
-        )
+        known = route in ("", "cluster", "jobs", "log", "clock", "faults", "faults/log", "profile", "reset")
+        known = known or route.startswith("jobs/") or (self.listeners is not None and route.startswith("nodes"))
         if known:
             return ControlReply(405, {"error": f"{method} is not allowed on {CONTROL_PREFIX}{route}"})
         return ControlReply(404, {"error": f"no control resource {CONTROL_PREFIX}{route}"})
@@ -123,6 +172,29 @@ class ControlAPI:
             clock.advance(float(advance))
         return {"time": clock.datetime_at(clock.now()).isoformat(), "seconds": clock.now(), "speed": clock.speed}
 
+    def node_action(self, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /_hvjob/nodes/NODE``: one of ``listening``, ``restart``, ``close_connections``."""
+        assert self.listeners is not None
+        node = self.model.node_name(name)
+        if node is None:
+            raise UsageError(f"nodes: {name!r} is not a node of {self.model.name}")
+        if len(data) != 1 or next(iter(data)) not in ("listening", "restart", "close_connections"):
+            raise UsageError("nodes: give one of listening (true/false), restart (seconds), close_connections (true)")
+        ((action, value),) = data.items()
+        if action == "listening":
+            if not isinstance(value, bool):
+                raise UsageError("nodes: listening must be true or false")
+            (self.listeners.start_listening if value else self.listeners.stop_listening)(node)
+        elif action == "restart":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise UsageError("nodes: restart must be a number of seconds, zero or more")
+            self.listeners.restart(node, float(value))
+        elif value is not True:
+            raise UsageError("nodes: close_connections must be true")
+        else:
+            self.listeners.close_connections(node)
+        return {"node": node, **self.listeners.listeners()[node]}
+
     def add_fault(self, data: Mapping[str, Any]) -> FaultRule:
         fields = {_ALIASES.get(k, k): v for k, v in data.items()}
         kind = fields.pop("kind", None)
@@ -138,8 +210,13 @@ class ControlAPI:
         method = fields.pop("method", None)
         job = fields.pop("job", None)
         for key in fields:
-            if key not in (*INJECTION_KINDS, "seconds", "fault", "size"):
+            if key not in (*INJECTION_KINDS, "seconds", "fault", "size", "execute"):
                 raise UsageError(f"faults: unknown field {key!r}")
+        seconds = fields.get("seconds")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0):
+            raise UsageError("faults: seconds must be a number, zero or more")
+        if "execute" in fields and (kind != "restart" or not isinstance(fields["execute"], bool)):
+            raise UsageError("faults: execute (true or false) goes with a restart fault")
         if kind in INJECTION_KINDS and kind not in fields:
             raise UsageError(f"faults: a {kind} fault needs its {kind!r} field (docs/fixtures.md)")
         if kind == "fault" and fields.get("fault", "generic_failure") not in faults.INJECTABLE:

@@ -255,6 +255,21 @@ class FaultRule:
 
 
 @dataclass(frozen=True)
+class FiredFault:
+    """One use of an injected fault: which request it spoiled (matched to hvjob's results by
+    ``message_id``, as the method log is)."""
+
+    seq: int
+    time: float
+    node: str
+    request: str  # Get, Enumerate, Pull, Release, or the method name
+    job: str | None
+    kind: str
+    fields: dict[str, Any]
+    message_id: str | None
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     name: str
     nodes: tuple[str, ...]
@@ -290,10 +305,12 @@ class ClusterModel:
         self.jobs: dict[str, SimJob] = {}  # lower-cased InstanceID -> job (WMI compares keys case-insensitively)
         self.log: list[LogEntry] = []
         self.faults: list[FaultRule] = []
+        self.fired: list[FiredFault] = []  # every use of a fault, in order
         self.enumerations: dict[str, Enumeration] = {}
         self.urls: dict[str, str] = {}  # node -> listener URL, set by whoever runs the listeners
         self._seq = itertools.count(1)
         self._fault_seq = itertools.count(1)
+        self._fired_seq = itertools.count(1)
         self._tracker_seq = itertools.count(1)
         for job in spec.jobs:
             self.add_job(job)
@@ -447,16 +464,42 @@ class ClusterModel:
             self.faults.append(rule)
             return rule
 
-    def take_fault(self, node: str, method: str, job: str | None) -> FaultRule | None:
-        """The first pending fault matching this request, one use consumed."""
+    def take_fault(self, node: str, method: str, job: str | None, message_id: str | None = None) -> FaultRule | None:
+        """The first pending fault matching this request, one use consumed (and recorded in ``fired``)."""
         with self.lock:
             for rule in self.faults:
                 if rule.count > 0 and rule.matches(node, method, job):
                     rule.count -= 1
                     if rule.count == 0:
                         self.faults.remove(rule)
+                    seq, at = next(self._fired_seq), self.clock.now()
+                    self.fired.append(FiredFault(seq, at, node, method, job, rule.kind, dict(rule.fields), message_id))
                     return rule
             return None
+
+    def clear_faults(self, node: str | None = None) -> int:
+        """Drop the pending faults (of ``node`` only, if given: those that name it); how many."""
+        with self.lock:
+            kept = [r for r in self.faults if node is not None and (r.node or "").lower() != node.lower()]
+            cleared = len(self.faults) - len(kept)
+            self.faults = kept
+            return cleared
+
+    def fault_log_dicts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {
+                    "seq": f.seq,
+                    "time": self.clock.datetime_at(f.time).isoformat(),
+                    "node": f.node,
+                    "request": f.request,
+                    "job": f.job,
+                    "kind": f.kind,
+                    "message_id": f.message_id,
+                    **f.fields,
+                }
+                for f in self.fired
+            ]
 
     # --- ground truth ----------------------------------------------------------------------------
 
@@ -494,8 +537,10 @@ class ClusterModel:
             self.jobs.clear()
             self.log.clear()
             self.faults.clear()
+            self.fired.clear()
             self.enumerations.clear()
             self._seq = itertools.count(1)
+            self._fired_seq = itertools.count(1)
             self._tracker_seq = itertools.count(1)
             for job in self.spec.jobs:
                 self.add_job(job)

@@ -6,7 +6,8 @@ URI, optimized or not) and method Invokes, and renders replies and faults with l
 (:mod:`hvjob.testing.sim.render`, :mod:`hvjob.testing.sim.faults`). Faults injected through the
 control API are applied here, around the provider: before it runs (``drop_before_execute``,
 ``fault``) or after (``drop_after_execute``, ``timeout``, and the injection vocabulary of
-docs/fixtures.md), and the method log says what became of each answer.
+docs/fixtures.md); ``restart`` takes the node's listener away, before or after (``execute``). The
+method log says what became of each answer, the fault log which request each fault spoiled.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ _INT_TYPES = frozenset({"uint8", "sint8", "uint16", "sint16", "uint32", "sint32"
 _RANGES = {"uint8": (0, 255), "uint16": (0, 65535), "uint32": (0, 2**32 - 1)}
 
 #: Kinds of injected fault (``POST /_hvjob/faults``) besides the injection vocabulary's keys.
-FAULT_KINDS = ("drop_after_execute", "drop_before_execute", "timeout", "fault")
+FAULT_KINDS = ("drop_after_execute", "drop_before_execute", "timeout", "fault", "restart")
 INJECTION_KINDS = (
     "latency_ms",
     "close",
@@ -108,11 +109,13 @@ class NodeBackend:
         *,
         control: Callable[[str, str, bytes], ControlReply | None] | None = None,
         on_request: Callable[[dict[str, Any]], None] | None = None,
+        restart: Callable[[str, float], None] | None = None,
     ) -> None:
         self.model = model
         self.node = node
         self._control = control
         self.on_request = on_request
+        self._restart = restart  # (node, seconds): its listener goes away now and is back after that long
 
     def control(self, method: str, path: str, body: bytes) -> ControlReply | None:
         answer = self._control(method, path, body) if self._control is not None else None
@@ -176,7 +179,7 @@ class NodeBackend:
     def _get(self, request: ParsedRequest, resource: Resource) -> Outcome:
         target = _target(resource, request.selectors)
         rule = self._rule("Get", request)
-        if rule is not None and rule.kind in ("drop_before_execute", "fault"):
+        if rule is not None and _before_execute(rule):
             return self._before(rule, request, "Get", target, "GetObject")
         problem = self._check_resource(request, resource, "Get")
         if problem is None and resource.class_name == "*":
@@ -243,7 +246,7 @@ class NodeBackend:
         mid, model = request.message_id, self.model
         target = f"{method_name} {_target(resource, request.selectors)}"
         rule = self._rule(method_name, request)
-        if rule is not None and rule.kind in ("drop_before_execute", "fault"):
+        if rule is not None and _before_execute(rule):
             return self._before(rule, request, "Invoke", target, "ExecMethod")
         problem = self._check_resource(request, resource, "Invoke")
         if problem is not None:
@@ -319,7 +322,7 @@ class NodeBackend:
         mid, model = request.message_id, self.model
         target = _target(resource, {})
         rule = self._rule("Enumerate", request)
-        if rule is not None and rule.kind in ("drop_before_execute", "fault"):
+        if rule is not None and _before_execute(rule):
             return self._before(rule, request, "Enumerate", target, "ExecQuery")
         options = _enumerate_options(request.body)
         problem = self._check_resource(request, resource, "Enumerate")
@@ -401,7 +404,7 @@ class NodeBackend:
         mid = request.message_id
         operation = "Release" if release else "Pull"
         rule = self._rule(operation, request)
-        if rule is not None and rule.kind in ("drop_before_execute", "fault"):
+        if rule is not None and _before_execute(rule):
             return self._before(rule, request, operation, request.resource_uri, "ExecQuery")
         context, max_elements = _pull_options(request.body)
         enumeration = self.model.enumerations.pop(context, None) if context else None
@@ -435,12 +438,19 @@ class NodeBackend:
         if not self.model.faults:
             return None
         job = next((v for k, v in request.selectors.items() if k.lower() == "instanceid"), None)
-        return self.model.take_fault(self.node, method, job)
+        return self.model.take_fault(self.node, method, job, request.message_id)
+
+    def _restart_listener(self, rule: FaultRule) -> None:
+        """A ``restart`` fault: the node's listener goes away (this connection with it) for ``seconds``."""
+        if self._restart is not None:
+            self._restart(self.node, float(rule.fields.get("seconds", 1.0)))
 
     def _before(self, rule: FaultRule, request: ParsedRequest, operation: str, target: str, wmi: str) -> Outcome:
         """A fault that answers instead of the service: the method is not run."""
         mid = request.message_id
-        if rule.kind == "drop_before_execute":
+        if rule.kind in ("drop_before_execute", "restart"):
+            if rule.kind == "restart":
+                self._restart_listener(rule)
             return Outcome(
                 Reply(200, b"", inject={"close": "before_response"}, relates_to=mid), operation, target + " (dropped)"
             )
@@ -452,7 +462,9 @@ class NodeBackend:
         if rule is None:
             return outcome
         mid = request.message_id
-        if rule.kind == "drop_after_execute":
+        if rule.kind in ("drop_after_execute", "restart"):
+            if rule.kind == "restart":
+                self._restart_listener(rule)
             outcome.reply = Reply(200, b"", inject={"close": "before_response"}, relates_to=mid)
             answer = "dropped"
         elif rule.kind == "timeout":
@@ -465,7 +477,7 @@ class NodeBackend:
         else:
             injection = {k: v for k, v in rule.fields.items() if k in INJECTION_KINDS}
             outcome.reply.inject = {**outcome.reply.inject, **injection}
-            closes = injection.get("close") in ("before_response", "mid_response")
+            closes = injection.get("close") in ("before_response", "mid_response", "reset")
             answer = "dropped" if closes else "sent" if set(injection) <= _DELIVERED | {"close"} else "altered"
         outcome.target += f" ({rule.kind})"
         for entry in entries:
@@ -474,6 +486,11 @@ class NodeBackend:
 
 
 _JOB_LIKE = frozenset({*JOB_CLASSES, "CIM_ConcreteJob", "CIM_Job"})
+
+
+def _before_execute(rule: FaultRule) -> bool:
+    """Whether ``rule`` answers instead of the service (nothing runs) rather than spoiling its answer."""
+    return rule.kind in ("drop_before_execute", "fault") or (rule.kind == "restart" and not rule.fields.get("execute"))
 
 
 @dataclass
