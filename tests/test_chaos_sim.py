@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from conftest import CANARY_PASSWORD
+from conftest import CANARY_PASSWORD, real_responses_dir
 from hvjob import errors
 from hvjob.jobs import JobClient, JobState
 from hvjob.testing.sim import SimulatedCluster, default
 from hvjob.transport import WsmanSession
+from hvjob.wire.faults import decode_fault
+from hvjob.wire.parse import read_envelope
 from sim_helpers import cluster_options, job_client
 
 
@@ -208,3 +210,17 @@ def test_close_reset_answers_with_a_tcp_reset_after_the_method_ran(cluster: Simu
     assert "reset" in result.error.message.lower(), result.error.message  # ECONNRESET, not an orderly close
     assert [e["answer"] for e in cluster.log()] == ["dropped"]
     assert cluster.job(default.RUNNING)["state"] == "Killed"
+
+
+def test_the_quota_fault_has_the_shape_of_the_max_concurrent_operations_capture(cluster: SimulatedCluster) -> None:
+    cluster.inject(node="HVNODE01", method="RequestStateChange", kind="fault", fault="quota")
+    with job_client(cluster, "HVNODE01") as client:
+        result = client.stop(default.RUNNING)
+    ours = result.error
+    envelope = read_envelope((real_responses_dir() / "txwinrm_fault_max_concurrent_operations.xml").read_bytes())
+    assert envelope.fault is not None
+    real = decode_fault(envelope.fault)
+    assert isinstance(ours, errors.QuotaExceeded) and type(ours) is type(real)
+    for name in ("soap_code", "fault_subcode", "wsman_code", "reason", "message"):
+        assert getattr(ours, name) == getattr(real, name), name
+    assert result.changed is False and cluster.log() == []  # refused: nothing ran

@@ -321,19 +321,25 @@ def access_denied(machine: str, relates_to: str | None) -> Fault:
 
 
 def quota_exceeded(machine: str, relates_to: str | None) -> Fault:
-    """w:QuotaLimit: the concurrent-operations quota (the txwinrm capture's code)."""
+    """The user's maximum of concurrent operations exceeded: ``txwinrm_fault_max_concurrent_operations.xml``
+    (s:Receiver, w:InternalError, 2150859174 = 0x803381A6; the quota of shells is w:QuotaLimit instead)."""
     return _fault(
         machine,
         relates_to,
         action=WSMAN_FAULT,
         sender=False,
-        subcode="w:QuotaLimit",
+        subcode="w:InternalError",
         reason=(
-            "The WS-Management service cannot process the request. This user is allowed a maximum number of "
-            "15 concurrent operations, which has been exceeded. Close existing operations for this user, or "
-            "raise the quota for this user. "
+            "The WS-Management service cannot process the request. The maximum number of concurrent operations "
+            "for this user has been exceeded. Close existing operations for this user, or raise the quota for "
+            "this user."
         ),
         code=2150859174,
+        message=(
+            "The WS-Management service cannot process the request. This user is allowed a maximum number of "
+            "15 concurrent operations, which has been exceeded. Close existing operations for this user, or "
+            "raise the quota for this user."
+        ),
     )
 
 
