@@ -244,6 +244,8 @@ def injector(http_server: FakeWinRMServer, monkeypatch: pytest.MonkeyPatch) -> I
 def _type_of(error: errors.HvjobError) -> str:
     if isinstance(error, errors.RequestTimedOut) and error.connect:
         return "timeout (connect)"
+    if isinstance(error, errors.ConnectionFailed) and error.answered:
+        return "connection (answered)"
     return error.type
 
 

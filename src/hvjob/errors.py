@@ -6,7 +6,7 @@ Each class has an ``error_type`` that every front end (library result, CLI JSON,
     HvjobError                          (base; carries host, request/response XML, never secrets)
     ├── UsageError                      "usage"           bad input from the caller
     ├── TransportError
-    │   ├── ConnectionFailed            "connection"      refused, reset, unreachable
+    │   ├── ConnectionFailed            "connection"      refused, reset, unreachable; or a reply cut short
     │   │   └── NameResolutionFailed    "connection"      DNS
     │   ├── TLSFailed                   "tls"             handshake, unknown CA, wrong host name
     │   ├── AuthenticationFailed        "authentication"  401, rejected credentials, bad CBT
@@ -153,7 +153,18 @@ class TransportError(HvjobError):
 
 
 class ConnectionFailed(TransportError):
+    """Refused, reset, unreachable; or lost while the reply was read (``answered``: its status line
+    and headers had come, so the host was reached and is not counted unreachable)."""
+
     error_type = "connection"
+
+    def __init__(self, message: str, *, answered: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.answered = answered
+
+    @property
+    def unreachable(self) -> bool:
+        return not self.answered
 
 
 class NameResolutionFailed(ConnectionFailed):

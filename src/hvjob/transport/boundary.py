@@ -244,10 +244,13 @@ def translate(
     if isinstance(exc, (*_CONNECTION, *_TLS)):
         if sent and invoke:
             return made(OutcomeUnknown, f"connection lost after {what} was sent; it may have run: {text}")
+        answered = seam == "receive"  # the status line and headers came: the host was reached
         if _is_name_resolution(exc, text):
-            return made(NameResolutionFailed, f"cannot resolve host: {text}")
+            return made(NameResolutionFailed, f"cannot resolve host: {text}", answered=answered)
         if isinstance(exc, _PROXY):
-            return made(ConnectionFailed, f"proxy failed: {text}")
+            return made(ConnectionFailed, f"proxy failed: {text}", answered=answered)
+        if answered:
+            return made(ConnectionFailed, f"connection lost while reading the reply: {text}", answered=True)
         return made(ConnectionFailed, f"connection failed: {text}")
     # Anything else (ValueError, KeyError, struct.error ... from a library meeting the unexpected).
     if seam == "connect":
