@@ -10,6 +10,7 @@
 ``GET /_hvjob/log``              every method the providers executed, in order
 ``GET|POST /_hvjob/clock``       the time; ``{"advance": SECONDS}`` and/or ``{"speed": X}``
 ``GET|POST /_hvjob/faults``      pending faults; add ``{"node", "method", "kind", "count", ...}``
+                                 (``"skip": N``: the first N matching requests pass)
 ``DELETE /_hvjob/faults``        drop the pending faults (``?node=NODE``: those naming that node)
 ``GET /_hvjob/faults/log``       every use of a fault, in order, with the request's MessageID
 ``GET /_hvjob/nodes``            each node's URL, whether it is listening, its open connections
@@ -91,9 +92,7 @@ class ControlAPI:
         if route in ("", "cluster") and method == "GET":
             return ControlReply(200, self.cluster())
         if route == "jobs" and method == "GET":
-            node = self._node_of(query)
-            jobs = model.truth()
-            return ControlReply(200, {"jobs": [j for j in jobs if node is None or j["node"] == node]})
+            return ControlReply(200, {"jobs": model.truth(self._node_of(query))})
         if route == "jobs" and method == "POST":
             return ControlReply(201, {"job": self.add_job(data)})
         if route.startswith("jobs/") and method == "GET":
@@ -209,6 +208,9 @@ class ControlAPI:
             raise UsageError(f"faults: {node!r} is not a node of {self.model.name}")
         method = fields.pop("method", None)
         job = fields.pop("job", None)
+        skip = fields.pop("skip", 0)
+        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+            raise UsageError("faults: skip must be a whole number of requests, 0 or more")
         for key in fields:
             if key not in (*INJECTION_KINDS, "seconds", "fault", "size", "execute"):
                 raise UsageError(f"faults: unknown field {key!r}")
@@ -221,5 +223,5 @@ class ControlAPI:
             raise UsageError(f"faults: a {kind} fault needs its {kind!r} field (docs/fixtures.md)")
         if kind == "fault" and fields.get("fault", "generic_failure") not in faults.INJECTABLE:
             raise UsageError(f"faults: fault must be one of {', '.join(faults.INJECTABLE)}")
-        rule = FaultRule(str(kind), count, node=node, method=method, job=job, fields=fields)
+        rule = FaultRule(str(kind), count, node=node, method=method, job=job, fields=fields, skip=skip)
         return self.model.add_fault(rule)

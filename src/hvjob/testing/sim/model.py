@@ -226,7 +226,8 @@ class LogEntry:
 
 @dataclass
 class FaultRule:
-    """A fault waiting for matching requests (``POST /_hvjob/faults``); ``count`` uses left."""
+    """A fault waiting for matching requests (``POST /_hvjob/faults``); ``count`` uses left, after
+    letting ``skip`` matching requests pass (the third Get of a wait, not the first)."""
 
     kind: str
     count: int
@@ -235,6 +236,7 @@ class FaultRule:
     job: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
+    skip: int = 0
 
     def matches(self, node: str, method: str, job: str | None) -> bool:
         if self.node is not None and self.node.lower() != node.lower():
@@ -250,6 +252,7 @@ class FaultRule:
             "node": self.node,
             "method": self.method,
             "job": self.job,
+            **({"skip": self.skip} if self.skip else {}),
             **self.fields,
         }
 
@@ -469,6 +472,9 @@ class ClusterModel:
         with self.lock:
             for rule in self.faults:
                 if rule.count > 0 and rule.matches(node, method, job):
+                    if rule.skip > 0:
+                        rule.skip -= 1  # this one passes; a later rule may still take it
+                        continue
                     rule.count -= 1
                     if rule.count == 0:
                         self.faults.remove(rule)
@@ -520,10 +526,12 @@ class ClusterModel:
             "time_of_last_state_change": self.clock.datetime_at(job.state_changed_at).isoformat(),
         }
 
-    def truth(self) -> list[dict[str, Any]]:
+    def truth(self, node: str | None = None) -> list[dict[str, Any]]:
+        """Every job (of ``node`` only, if given), settled to now."""
         with self.lock:
-            now = self.settle()
-            return [self.job_truth(job, now) for job in self.jobs.values()]
+            now = self.clock.now()
+            chosen = [job for job in self.jobs.values() if node is None or job.node == node]
+            return [self.job_truth(self.settle_job(job, now), now) for job in chosen]
 
     def log_dicts(self) -> list[dict[str, Any]]:
         with self.lock:
