@@ -5,15 +5,26 @@ the shrunk example) it came from."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from chaos_engine import CLI
 from conftest import CANARY_PASSWORD
 from hvjob.testing.sim import SimulatedCluster, default
 from sim_helpers import job_client
-from test_cli import hvjob
+
+
+def hvjob(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess, as alice (the cluster fixture's account)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HVJOB_")}
+    env["HVJOB_PASSWORD"] = CANARY_PASSWORD
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert "Traceback" not in proc.stderr and CANARY_PASSWORD not in proc.stdout + proc.stderr
+    return proc
 
 
 @pytest.fixture
