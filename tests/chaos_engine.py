@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from hvjob import fanout
-from hvjob.jobs import JobClient, JobState, Method, OperationResult
+from hvjob.jobs import JobClient, JobFilter, JobState, Method, OperationResult
 from hvjob.testing.fleet import FleetProcess
 from hvjob.transport import ConnectionOptions, WsmanSession
 
@@ -165,33 +165,33 @@ class Operation:
     missing_ok: bool = True
     running_only: bool = True  # list: --state Running (else every job)
     form: str = "run"  # library stop-hosts: fanout.run or fanout.on_job_node
-    fault: FaultPlan | None = None
+    faults: list[FaultPlan] = field(default_factory=list)  # the first is the operation's fault kind
     new_jobs: list[dict[str, Any]] = field(default_factory=list)
     profile: dict[str, str] | None = None  # switched to before this operation (for the whole cluster)
     # what happened
     results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (node, result dict)
     exit_code: int | None = None
     stderr: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)  # the command's, for the CLI
     crash: str | None = None  # the harness could not get a result: a mismatch of its own
     before: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # node -> job id -> truth
     after: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def fault(self) -> FaultPlan | None:
+        return self.faults[0] if self.faults else None
+
     def describe(self) -> str:
-        parts = [
-            f"op {self.index}",
-            self.front,
-            self.command + (" --check" if self.check else ""),
-            ",".join(self.nodes),
-        ]
+        nodes = ",".join(self.nodes) if len(self.nodes) < 4 else f"{len(self.nodes)} nodes"
+        parts = [f"op {self.index}", self.front, self.command + (" --check" if self.check else ""), nodes]
         if self.job:
             parts.append(f"job {self.job}")
         if self.wait:
             parts.append("--wait")
         if self.method != "auto":
             parts.append(f"--method {self.method}")
-        fault = self.fault
-        if fault is not None:
+        for fault in self.faults:
             on = (
                 (f" on {fault.request}" + (f" after {fault.skip} passed" if fault.skip else ""))
                 if fault.request
@@ -237,12 +237,19 @@ def _pick(rng: random.Random, weights: Mapping[str, int]) -> str:
     return rng.choices(names, [weights[n] for n in names])[0]
 
 
-COMMANDS = {"stop": 32, "kill": 14, "wait": 16, "list": 16, "stop-all": 6, "stop-hosts": 12}
+COMMANDS = {"stop": 160, "kill": 70, "wait": 80, "list": 80, "stop-all": 30, "stop-hosts": 60}
+COMMANDS |= {"cluster-stop": 2, "cluster-stop-all": 2}  # rare: each holds every node while it runs
+#: One job on several hosts (each job once on a cluster), and the selections of stop --all.
+ONE_JOB_HOSTS = frozenset({"stop-hosts", "cluster-stop"})
+STOP_ALL = frozenset({"stop-all", "cluster-stop-all"})
+STOPS = frozenset({"stop", "kill", *ONE_JOB_HOSTS, *STOP_ALL})
 #: The requests a fault can spoil, by command (the mutating method is the stop's first).
 TARGETS = {
     "stop": ["Get", "*method", "*method"],
     "stop-hosts": ["Get", "*method", "*method"],
     "stop-all": ["Enumerate", "Get", "*method", "*method"],
+    "cluster-stop": ["Get", "*method", "*method"],
+    "cluster-stop-all": ["Get", "*method", "*method"],  # not the Enumerate: discovery sends one there too
     "kill": ["KillJob"],
     "wait": ["Get"],
     "list": ["Enumerate"],
@@ -265,7 +272,7 @@ def make_plan(config: ChaosConfig, nodes: Sequence[str], initial: Mapping[str, l
         if rng.random() < 0.5 or not jobs_on[node]:
             op.new_jobs.append(_new_job(rng, node))
             jobs_on[node].append(op.new_jobs[-1]["id"])
-        if command in ("stop", "kill", "wait", "stop-hosts"):
+        if command in ("stop", "kill", "wait", *ONE_JOB_HOSTS):
             roll = rng.random()
             if roll < 0.04:
                 op.job = _job_id(rng)  # a typo: no node has it
@@ -279,40 +286,49 @@ def make_plan(config: ChaosConfig, nodes: Sequence[str], initial: Mapping[str, l
             others = rng.sample([n for n in nodes if n != node], k=min(len(nodes) - 1, rng.choice([1, 2])))
             op.nodes = tuple(rng.sample([node, *others], k=1 + len(others)))
             op.form = rng.choice(["run", "on_job_node"])
-        op.check = command in ("stop", "kill", "stop-all", "stop-hosts") and rng.random() < 0.08
-        op.wait = command in ("stop", "stop-hosts") and rng.random() < 0.25
+        elif command.startswith("cluster-"):
+            op.nodes = tuple(nodes)  # every node, in the cluster's order; the operation has them all to itself
+            op.form = "cluster"
+        op.check = command in STOPS and rng.random() < 0.08
+        op.wait = command in ("stop", *ONE_JOB_HOSTS) and rng.random() < 0.25
         op.timeout = round(rng.uniform(0.2, 1.2), 2) if command == "wait" else 3.0
-        if command in ("stop", "stop-hosts"):
+        if command in ("stop", *ONE_JOB_HOSTS):
             op.method = rng.choices(["auto", "kill-job", "kill-job-first"], [85, 10, 5])[0]
         op.missing_ok = command != "kill" or rng.random() < 0.5
         op.running_only = command != "list" or rng.random() < 0.6
         if rng.random() < config.fault_rate:
-            op.fault = _plan_fault(rng, op, node, control)
+            op.faults = _plan_faults(rng, op, node, control)
         if index == 0 or rng.random() < 0.01:
             op.profile = {**_BASE_PROFILE, **rng.choice(PROFILES)}
         plan.append(op)
     return plan
 
 
-def _plan_fault(rng: random.Random, op: Operation, node: str, control: str) -> FaultPlan | None:
+def _plan_faults(rng: random.Random, op: Operation, node: str, control: str) -> list[FaultPlan]:
+    """The operation's fault, and for a fifth of them a second one on a later read (the re-read
+    after a lost answer, a wait's poll) whose answer is spoiled too."""
     allowed = dict(FAULTS)
     if node == control:
         for kind in ("refused", "restart", "idle_close"):
             allowed.pop(kind)
-    if op.front == "cli" or op.command == "stop-hosts":
+    if op.front == "cli" or op.command not in ("stop", "kill", "wait", "list", "stop-all"):
         allowed.pop("idle_close", None)  # only a kept session has an idle connection to lose
     kind = _pick(rng, allowed)
     rule = _rule(kind, rng)
     if rule is None:
-        return FaultPlan(kind, node, None, None)
+        return [FaultPlan(kind, node, None, None)]
     request = rng.choice(TARGETS[op.command])
     if request == "*method":
         request = "KillJob" if op.method in ("kill-job", "kill-job-first") else "RequestStateChange"
     count = 2 if request in ("Get", "Enumerate") and rng.random() < 0.25 else 1  # the retry spoiled too
     skip = 0
-    if request == "Get" and op.command in ("stop", "stop-hosts", "wait") and rng.random() < 0.5:
+    if request == "Get" and op.command in ("stop", "wait", *ONE_JOB_HOSTS) and rng.random() < 0.5:
         skip = rng.randint(1, 3)  # a wait's poll, or the read after a lost answer
-    return FaultPlan(kind, node, request, rule, count, skip)
+    faults = [FaultPlan(kind, node, request, rule, count, skip)]
+    if op.command in ("stop", "kill", *ONE_JOB_HOSTS) and rng.random() < 0.2:
+        second = rng.choice(["quota", "drop_before_execute", "close_mid_response", "malformed", "timeout"])
+        faults.append(FaultPlan(second, node, "Get", _rule(second, rng), 1, rng.randint(1, 2)))
+    return faults
 
 
 #: The simulator's behaviour switches the run moves between (docs/testing.md, "Choose a profile"):
@@ -489,6 +505,7 @@ class ChaosRun:
         self.profiles: list[dict[str, str]] = []  # the profiles switched to, in order
         self.wall_seconds = 0.0
         self._sessions: dict[str, WsmanSession] = {}
+        self.control_node = ""
         self._done = 0
         self._lock = threading.Lock()
 
@@ -523,7 +540,8 @@ class ChaosRun:
             with FleetProcess(users, config.nodes, simulate=True) as fleet:
                 self.urls = dict(fleet.nodes)
                 nodes = list(self.urls)
-                self.control = Control(self.urls[nodes[-1]])
+                self.control_node = nodes[-1]
+                self.control = Control(self.urls[self.control_node])
                 initial = self.control.jobs()
                 by_node: dict[str, list[str]] = defaultdict(list)
                 for job in initial.values():
@@ -598,17 +616,18 @@ class ChaosRun:
         for spec in op.new_jobs:
             control.call("POST", "jobs", spec)
         op.before = {n: control.jobs(n) for n in op.nodes}
-        fault = op.fault
-        if fault is not None and fault.rule is not None:
-            rule = {**fault.rule, "node": fault.node, "method": fault.request, "count": fault.count, "skip": fault.skip}
-            if fault.request != "Enumerate" and op.job:
-                rule["job"] = op.job
-            control.call("POST", "faults", rule)
-        elif fault is not None and fault.kind == "refused":
-            control.call("POST", f"nodes/{fault.node}", {"listening": False})
-        elif fault is not None and fault.kind == "idle_close":
-            self._session(fault.node)  # a kept session that has been used: its connection is open
-            control.call("POST", f"nodes/{fault.node}", {"close_connections": True})
+        for fault in op.faults:
+            if fault.rule is not None:
+                rule = {**fault.rule, "node": fault.node, "method": fault.request, "count": fault.count}
+                rule["skip"] = fault.skip
+                if fault.request != "Enumerate" and op.job and not fault.skip:
+                    rule["job"] = op.job  # a later read may be of a stop's tracking job: any job then
+                control.call("POST", "faults", rule)
+            elif fault.kind == "refused":
+                control.call("POST", f"nodes/{fault.node}", {"listening": False})
+            elif fault.kind == "idle_close":
+                self._session(fault.node)  # a kept session that has been used: its connection is open
+                control.call("POST", f"nodes/{fault.node}", {"close_connections": True})
         started = time.monotonic()
         try:
             if op.front == "cli":
@@ -618,7 +637,7 @@ class ChaosRun:
         except Exception as exc:  # an operation must report, never raise
             op.crash = f"{type(exc).__name__}: {exc}"
         op.seconds = time.monotonic() - started
-        if fault is not None:
+        for fault in op.faults:
             if fault.rule is not None:
                 control.call("DELETE", f"faults?node={fault.node}")
             if fault.kind in ("refused", "restart"):
@@ -634,15 +653,18 @@ class ChaosRun:
 
     def _run_library(self, op: Operation) -> None:
         client_options: dict[str, Any] = {"check": op.check, "poll_initial": 0.05, "poll_max": 0.25}
-        if op.command == "stop-hosts":
+        if op.command in ONE_JOB_HOSTS or op.command == "cluster-stop-all":
             targets = [fanout.HostTarget(n, self.urls[n], self.options()) for n in op.nodes]
             job = op.job or ""
 
             def stop(client: JobClient) -> OperationResult:
                 return client.stop(job, wait=op.wait, timeout=op.timeout, method=cast(Method, op.method))
 
-            common: dict[str, Any] = {"concurrency": 3, "processes": 1, "client_options": client_options}
-            if op.form == "on_job_node":
+            common: dict[str, Any] = {"concurrency": 8, "processes": 1, "client_options": client_options}
+            if op.command == "cluster-stop-all":
+                selection = JobFilter((JobState.RUNNING,))
+                report = fanout.stop_selected_once(targets, selection, {"method": op.method}, **common)
+            elif op.form in ("on_job_node", "cluster"):
                 report = fanout.on_job_node("stop", targets, job, stop, missing_ok=True, **common)
             else:
                 report = fanout.run("stop", targets, stop, **common)
@@ -671,7 +693,10 @@ class ChaosRun:
         if op.check:
             args.append("--check")
         hosts = [address[n] for n in op.nodes]
-        if op.command in ("stop", "stop-hosts"):
+        if op.command.startswith("cluster-"):  # discovered through the control node, which stays up
+            args += ["--cluster", *(a for n in op.nodes for a in ("--resolve", f"{n}={address[n]}"))]
+            hosts = [self.control_node]
+        if op.command in ("stop", *ONE_JOB_HOSTS):
             args += ["stop", *hosts, "--job", op.job or "", "--method", op.method]
             if op.wait:
                 args += ["--wait", "--timeout", str(op.timeout)]
@@ -690,6 +715,7 @@ class ChaosRun:
         by_address = {a: n for n, a in address.items()}
         document = json.loads(proc.stdout)
         op.results = [(by_address.get(str(r["host"]), str(r["host"])), r) for r in document["results"]]
+        op.summary = document.get("summary", {})
 
 
 def _plain(result: OperationResult) -> dict[str, Any]:
@@ -777,7 +803,7 @@ class Judge:
         problems += self._accounting(op)
         for node, result in op.results:
             problems += self._result(op, node, result)
-            for nested in result.get("jobs") or [] if op.command == "stop-all" else []:
+            for nested in result.get("jobs") or [] if op.command in STOP_ALL else []:
                 problems += self._result(op, node, nested, selected=True)
         verdict = "MISMATCH" if problems else self._classify(op)
         return Verdict(op, fault, verdict, problems)
@@ -814,7 +840,7 @@ class Judge:
         if op.check:
             return "check"
         changed = result["changed"]
-        if op.command == "stop-hosts":
+        if len(op.nodes) > 1:
             values = [r["changed"] for _, r in op.results]
             changed = True if True in values else None if None in values else False
         if changed is True:
@@ -843,7 +869,7 @@ class Judge:
             if answered:
                 wrong(f"reported unreachable, but the node sent an answer (cut short or spoiled) to {answered}")
         for q in requests:
-            self._request(op, node, q, job if not (op.command == "stop-all" and not selected) else None, wrong)
+            self._request(op, node, q, job if not (op.command in STOP_ALL and not selected) else None, wrong)
         if op.command in ("wait", "list") and mutating:
             wrong(f"a read sent {[q['request'] for q in mutating]}")
         changed = result.get("changed")
@@ -854,7 +880,7 @@ class Judge:
             if mutating:
                 wrong(f"check mode sent {[q['request'] for q in mutating]}")
         elif op.command not in ("wait", "list"):
-            several = op.command == "stop-all" and not selected
+            several = op.command in STOP_ALL and not selected
             if changed is True and (len(accepted) < 1 if several else len(accepted) != 1):
                 wrong(f"changed, but the node accepted {len(accepted)} mutating methods for it ({_effects(executed)})")
             if not several and len(effectful) > 1:
@@ -870,7 +896,7 @@ class Judge:
                 wrong(
                     f"the node accepted {known[0]['request']} (answered {known[0].get('return_value')}), not reported"
                 )
-        if op.command == "stop-all" and not selected:
+        if op.command in STOP_ALL and not selected:
             problems += self._selection(op, node, result)
         elif op.command == "list":
             problems += self._listing(op, node, result)
@@ -946,7 +972,7 @@ class Judge:
             problems.append(f"reported {state} on {node} ({truth})")
         if state is not None and state not in TERMINAL and before is not None and before["state"] in TERMINAL:
             problems.append(f"reported {state} on {node}, but it had finished before the operation ({truth})")
-        stopping = op.command in ("stop", "stop-hosts", "stop-all", "kill") and not op.check
+        stopping = op.command in STOPS and not op.check
         if stopping and ok and not gone and result.get("found") is not False:
             after_ok = after is not None and (after["state"] in TERMINAL or after["state"] == "Shutting Down")
             if op.command == "kill":
@@ -972,8 +998,8 @@ class Judge:
         return self._against_selection(node, set(listed), before, after, op.running_only, "listed")
 
     def _selection(self, op: Operation, node: str, result: Mapping[str, Any]) -> list[str]:
-        if "jobs" not in result:
-            return []  # the selection itself failed (no jobs): nothing was selected, nothing to compare
+        if "jobs" not in result or (result.get("error") and not result["jobs"]):
+            return []  # the selection itself failed: nothing was selected, nothing to compare
         chosen = {str(j["job"]) for j in result.get("jobs") or []}
         before = {k: v for k, v in op.before.get(node, {}).items() if v["class"] == EXPORT_JOB}
         after = {k: v for k, v in op.after.get(node, {}).items() if v["class"] == EXPORT_JOB}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chaos_engine import FAULTS, MUTATING, ChaosConfig, ChaosRun, Judge, Operation, chaos, format_table
+from chaos_engine import FAULTS, MUTATING, ChaosConfig, ChaosRun, Judge, Operation, chaos, format_table, make_plan
 from conftest import CANARY_PASSWORD
 
 pytestmark = pytest.mark.chaos
@@ -44,7 +44,10 @@ def test_every_report_is_what_happened(judged: Judge) -> None:
     run = judged.run
     assert len(judged.verdicts) == len(run.plan) == summary["operations"]  # every operation judged once
     assert summary["cli_operations"] == run.config.cli_operations > 0
-    assert set(summary["commands"]) == {"stop", "kill", "wait", "list", "stop-all", "stop-hosts"}
+    assert set(summary["commands"]) == {"stop", "kill", "wait", "list", "stop-all", "stop-hosts"} | {
+        "cluster-stop",
+        "cluster-stop-all",
+    }
     fired_rows = set(summary["table"]) - {"none"}
     assert fired_rows == set(FAULTS), f"fault kinds that never fired: {set(FAULTS) - fired_rows}"
     assert set(summary["verdicts"]) == set(VERDICTS)  # each kind of outcome was met, and none was a mismatch
@@ -52,6 +55,21 @@ def test_every_report_is_what_happened(judged: Judge) -> None:
     resources = summary["resources"]
     assert resources["fds_after"] <= resources["fds_before"] and resources["objects_left"] == {}
     assert resources["threads_after"] <= resources["threads_before"]
+
+
+def test_the_plan_follows_from_the_seed() -> None:
+    nodes = [f"HVNODE{n:02d}" for n in range(1, 25)]
+    initial = {node: [f"JOB-{node}"] for node in nodes}
+
+    def plan(seed: int) -> list[str]:
+        config = ChaosConfig(seed=seed, operations=300, cli_operations=20)
+        return [repr(op) for op in make_plan(config, nodes, initial)]
+
+    assert plan(7) == plan(7) and plan(7) != plan(8)
+    ops = make_plan(ChaosConfig(seed=7, operations=300, cli_operations=20), nodes, initial)
+    control = nodes[-1]
+    taken_away = [f for op in ops for f in op.faults if f.kind in ("refused", "restart", "idle_close")]
+    assert taken_away and all(f.node != control for f in taken_away)  # the control API's node stays up
 
 
 # --- the judge can fail: each false report planted is caught ---------------------------------------------
