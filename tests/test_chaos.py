@@ -10,14 +10,17 @@ copy of the run's records, is caught and named. bench/chaos.py runs it larger (d
 from __future__ import annotations
 
 import copy
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chaos_engine import FAULTS, MUTATING, ChaosConfig, ChaosRun, Judge, Operation, chaos, format_table, make_plan
-from conftest import CANARY_PASSWORD
+from conftest import CANARY_PASSWORD, ROOT
 
 pytestmark = pytest.mark.chaos
 
@@ -199,3 +202,16 @@ def test_a_wrong_exit_status_and_a_leaked_password_are_caught(judged: Judge) -> 
     assert any("exit status 3" in m for m in found)
     found = _planted(judged, _verdict("read", front="cli"), lambda op, _: setattr(op, "stderr", CANARY_PASSWORD))
     assert any("the password is on stderr" in m for m in found)
+
+
+def test_the_bench_runs_its_seeds_and_combines_them() -> None:
+    """bench/chaos.py keeps working (a tiny run; the first seed with its memory traced)."""
+    command = [sys.executable, str(ROOT / "bench" / "chaos.py"), "--json", "--seeds", "5,6", "--operations", "30"]
+    done = subprocess.run(
+        [*command, "--cli-operations", "1", "--nodes", "4"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["runs"] == 2 and report["seeds"] == [5, 6] and report["operations"] == 62
+    assert report["mismatches"] == [] and sum(sum(row.values()) for row in report["table"].values()) == 62
+    assert report["memory_early_late_bytes"] is not None  # the first run traced hvjob's memory

@@ -224,3 +224,13 @@ def test_the_quota_fault_has_the_shape_of_the_max_concurrent_operations_capture(
     for name in ("soap_code", "fault_subcode", "wsman_code", "reason", "message"):
         assert getattr(ours, name) == getattr(real, name), name
     assert result.changed is False and cluster.log() == []  # refused: nothing ran
+
+
+def test_a_fault_can_let_the_first_matching_requests_pass(cluster: SimulatedCluster) -> None:
+    cluster.inject(node="HVNODE02", method="Get", job=default.LONG_RUNNING, kind="fault", fault="quota", skip=2)
+    with job_client(cluster, "HVNODE02") as client:
+        results = [client.show(default.LONG_RUNNING) for _ in range(4)]
+    assert [type(r.error).__name__ for r in results] == ["NoneType", "NoneType", "QuotaExceeded", "NoneType"]
+    assert [f["message_id"] for f in cluster.fault_log()] == [results[2].requests[0].message_id]
+    status, data = _control(cluster, "HVNODE01", "POST", "/_hvjob/faults", {"kind": "timeout", "skip": -1})
+    assert status == 400 and "skip" in data["error"]
