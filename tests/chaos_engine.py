@@ -90,6 +90,7 @@ def _rule(kind: str, rng: random.Random) -> dict[str, Any] | None:
         "close_mid_response": lambda: {"kind": "close", "close": "mid_response"},
         "slow": lambda: {"kind": "latency_ms", "latency_ms": rng.randint(100, 700)},
         "slow_past_read_timeout": lambda: {"kind": "latency_ms", "latency_ms": int(READ_TIMEOUT * 1000) + 500},
+        "slow_node": lambda: {"kind": "latency_ms", "latency_ms": rng.randint(150, 450)},  # every request, a while
         "restart": lambda: {
             "kind": "restart",
             "seconds": round(rng.uniform(0.3, 1.5), 2),
@@ -113,6 +114,7 @@ FAULTS: dict[str, int] = {
     "close_mid_response": 6,
     "slow": 6,
     "slow_past_read_timeout": 2,
+    "slow_node": 4,
     "restart": 7,
     "quota": 8,
     "malformed": 8,
@@ -317,10 +319,11 @@ def _plan_faults(rng: random.Random, op: Operation, node: str, control: str) -> 
     rule = _rule(kind, rng)
     if rule is None:
         return [FaultPlan(kind, node, None, None)]
-    request = rng.choice(TARGETS[op.command])
+    request = "*" if kind == "slow_node" else rng.choice(TARGETS[op.command])
     if request == "*method":
         request = "KillJob" if op.method in ("kill-job", "kill-job-first") else "RequestStateChange"
     count = 2 if request in ("Get", "Enumerate") and rng.random() < 0.25 else 1  # the retry spoiled too
+    count = 8 if kind == "slow_node" else count
     skip = 0
     if request == "Get" and op.command in ("stop", "wait", *ONE_JOB_HOSTS) and rng.random() < 0.5:
         skip = rng.randint(1, 3)  # a wait's poll, or the read after a lost answer
@@ -620,7 +623,7 @@ class ChaosRun:
             if fault.rule is not None:
                 rule = {**fault.rule, "node": fault.node, "method": fault.request, "count": fault.count}
                 rule["skip"] = fault.skip
-                if fault.request != "Enumerate" and op.job and not fault.skip:
+                if fault.request not in ("Enumerate", "*") and op.job and not fault.skip:
                     rule["job"] = op.job  # a later read may be of a stop's tracking job: any job then
                 control.call("POST", "faults", rule)
             elif fault.kind == "refused":
