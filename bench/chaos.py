@@ -41,12 +41,14 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     table: dict[str, Counter[str]] = defaultdict(Counter)
     verdicts: Counter[str] = Counter()
     fired: Counter[str] = Counter()
+    by_request: Counter[str] = Counter()
     commands: Counter[str] = Counter()
     for run in runs:
         for kind, counts in run["table"].items():
             table[kind].update(counts)
         verdicts.update(run["verdicts"])
         fired.update(run["faults_fired"])
+        by_request.update(run["faults_fired_by_request"])
         commands.update(run["commands"])
     memory = next(
         (r["resources"]["memory_early_late_bytes"] for r in runs if r["resources"]["memory_early_late_bytes"]), None
@@ -64,6 +66,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "profiles": sum(r["profiles"] for r in runs),
         "commands": dict(commands),
         "faults_fired": dict(sorted(fired.items())),
+        "faults_fired_by_request": dict(sorted(by_request.items())),
         "verdicts": dict(verdicts),
         "table": {kind: dict(counts) for kind, counts in sorted(table.items())},
         "mismatches": [f"seed {r['seed']}: {m}" for r in runs for m in r["mismatches"]],

@@ -249,13 +249,16 @@ STOPS = frozenset({"stop", "kill", *ONE_JOB_HOSTS, *STOP_ALL})
 TARGETS = {
     "stop": ["Get", "*method", "*method"],
     "stop-hosts": ["Get", "*method", "*method"],
-    "stop-all": ["Enumerate", "Get", "*method", "*method"],
+    "stop-all": ["Enumerate", "Pull", "Get", "*method", "*method"],
     "cluster-stop": ["Get", "*method", "*method"],
     "cluster-stop-all": ["Get", "*method", "*method"],  # not the Enumerate: discovery sends one there too
     "kill": ["KillJob"],
     "wait": ["Get"],
-    "list": ["Enumerate"],
+    "list": ["Enumerate", "Pull"],  # a Pull only where a node has more jobs than a page (32)
 }
+
+
+BUSY = 36  # jobs added at once to make a node busy: more than hvjob's page of 32
 
 
 def make_plan(config: ChaosConfig, nodes: Sequence[str], initial: Mapping[str, list[str]]) -> list[Operation]:
@@ -274,6 +277,10 @@ def make_plan(config: ChaosConfig, nodes: Sequence[str], initial: Mapping[str, l
         if rng.random() < 0.5 or not jobs_on[node]:
             op.new_jobs.append(_new_job(rng, node))
             jobs_on[node].append(op.new_jobs[-1]["id"])
+        if rng.random() < 0.012:  # a busy node: more running jobs than a page, so that lists Pull
+            batch = [{**_new_job(rng, node), "runs_for": None, "time_before_removal": 600} for _ in range(BUSY)]
+            op.new_jobs += batch
+            jobs_on[node] += [job["id"] for job in batch]
         if command in ("stop", "kill", "wait", *ONE_JOB_HOSTS):
             roll = rng.random()
             if roll < 0.04:
@@ -623,7 +630,7 @@ class ChaosRun:
             if fault.rule is not None:
                 rule = {**fault.rule, "node": fault.node, "method": fault.request, "count": fault.count}
                 rule["skip"] = fault.skip
-                if fault.request not in ("Enumerate", "*") and op.job and not fault.skip:
+                if fault.request not in ("Enumerate", "Pull", "*") and op.job and not fault.skip:
                     rule["job"] = op.job  # a later read may be of a stop's tracking job: any job then
                 control.call("POST", "faults", rule)
             elif fault.kind == "refused":
@@ -1065,6 +1072,7 @@ class Judge:
             "requests": sum(len(_all_requests(r)) for op in run.plan for _, r in op.results),
             "executed_methods": len(run.log),
             "faults_fired": dict(Counter(str(f["kind"]) for f in run.fired)),
+            "faults_fired_by_request": dict(Counter(str(f["request"]) for f in run.fired)),
             "faulted_operations": sum(1 for v in self.verdicts if v.fault != "none"),
             "faults_planned_not_reached": planned_not_reached,
             "verdicts": dict(verdicts),
