@@ -28,9 +28,10 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from hvjob.errors import HvjobError, InternalError, Interrupted, OutcomeUnknown, ProtocolError, UsageError
-from hvjob.jobs import CancelFlag, JobClient, JobFilter, OperationResult, SentRequest, changed_by
+from hvjob.jobs import JobClient, JobFilter, OperationResult, SentRequest, changed_by
 from hvjob.recorder import FixtureRecorder
 from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
+from hvjob.transport.session import CancelFlag
 from hvjob.wire import build, ns
 from hvjob.wire.parse import EnumerationPage
 

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Concatenate, Literal, ParamSpec, Protocol
+from typing import Any, Concatenate, Literal, ParamSpec
 
 from hvjob.errors import (
     HvjobError,
@@ -36,6 +36,7 @@ from hvjob.errors import (
     WaitTimedOut,
 )
 from hvjob.transport import WsmanSession
+from hvjob.transport.session import CancelFlag
 from hvjob.wire import build, ns, schema
 from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference
 from hvjob.wire.parse import (
@@ -612,12 +613,6 @@ def _found(job_id: str, log: list[SentRequest]) -> bool | None:
     return False if about else None
 
 
-class CancelFlag(Protocol):
-    """What a client checks before each request: a ``threading.Event`` or the fan-out's flag."""
-
-    def is_set(self) -> bool: ...
-
-
 # --- the client ----------------------------------------------------------------------------------
 
 
@@ -652,6 +647,7 @@ class JobClient:
         self.sleep = sleep
         self.check = check
         self.cancel = cancel
+        session.cancel = cancel  # the session resends a lost request only while this is not set
         self.on_poll = on_poll  # (host, job) after each read of a wait: a progress display's feed
         self._logs: list[list[SentRequest]] = []  # one per operation in progress (stop_all nests stop)
         self._last_log: list[SentRequest] = []
