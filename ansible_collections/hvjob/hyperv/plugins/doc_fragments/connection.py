@@ -113,3 +113,85 @@ notes:
     or a virtual environment that has hvjob installed.'
   - Set shared options once with C(module_defaults) and the action group C(group/hvjob.hyperv.hyperv).
 """
+
+    # The same connection options for the inventory plugin hvjob.hyperv.cluster (no hostname: the seeds).
+    INVENTORY = r"""
+options:
+  port:
+    description:
+      - The WinRM port of every node that O(resolve) does not map. Defaults to 5986 for V(https) and 5985 for V(http).
+    type: int
+  username:
+    description:
+      - The account that discovers the nodes, as V(DOMAIN\\user) or V(user@REALM); also each node's C(ansible_user).
+      - Not needed for O(transport=kerberos) with a ticket cache, nor for O(transport=certificate).
+    type: str
+    env:
+      - name: HVJOB_USERNAME
+  password:
+    description:
+      - The password, ideally vaulted in the inventory file (C(!vault)) or given in the environment.
+      - Never becomes a host variable; give the modules theirs (C(module_defaults), C(HVJOB_PASSWORD)).
+    type: str
+    env:
+      - name: HVJOB_PASSWORD
+  transport:
+    description:
+      - How to authenticate; also each node's C(ansible_winrm_transport).
+      - V(kerberos) uses the controller's ticket cache and needs C(hvjob[kerberos]); V(credssp) needs C(hvjob[credssp]).
+    type: str
+    choices: [ntlm, kerberos, credssp, basic, certificate]
+    default: ntlm
+  scheme:
+    description:
+      - V(https) validates the node's certificate; V(http) is only allowed with message encryption.
+      - Also each node's C(ansible_winrm_scheme).
+    type: str
+    choices: [https, http]
+    default: https
+  validate_certs:
+    description:
+      - Validate the nodes' TLS certificates. V(false) is insecure, logs a warning and sets
+        C(ansible_winrm_server_cert_validation=ignore) on each node.
+    type: bool
+    default: true
+  ca_trust_path:
+    description:
+      - A CA bundle (PEM) to validate the nodes' certificates with; also each node's C(ansible_winrm_ca_trust_path).
+    type: path
+  message_encryption:
+    description:
+      - WS-Man message encryption; V(auto) encrypts over V(http) and not over V(https).
+    type: str
+    choices: [auto, always, never]
+    default: auto
+  allow_unencrypted:
+    description:
+      - Allow plain HTTP without message encryption. Insecure; logs a warning.
+    type: bool
+    default: false
+  cert_pem:
+    description:
+      - Client certificate (PEM) for O(transport=certificate).
+    type: path
+  cert_key_pem:
+    description:
+      - Key (PEM) of O(cert_pem).
+    type: path
+  spn_hostname:
+    description:
+      - Kerberos service principal host name, when the seed is reached by another name or address.
+    type: str
+  connect_timeout:
+    description:
+      - Seconds to wait for the TCP and TLS connection.
+    type: int
+    default: 10
+  operation_timeout:
+    description:
+      - The WS-Man OperationTimeout in seconds.
+    type: int
+    default: 20
+requirements:
+  - The hvjob Python library (C(pip install hvjob)) in the Python that runs C(ansible-inventory) or C(ansible-playbook).
+"""

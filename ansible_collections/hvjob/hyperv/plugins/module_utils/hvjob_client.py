@@ -7,17 +7,39 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 HVJOB_IMPORT_ERROR = None
 try:
-    from hvjob.errors import HvjobError
-    from hvjob.jobs import JobClient
+    from hvjob.errors import HvjobError, UsageError
+    from hvjob.jobs import JobClient, JobFilter
     from hvjob.transport import ConnectionOptions, WsmanSession
 except ImportError:
     HVJOB_IMPORT_ERROR = traceback.format_exc()
+
+#: The connection options the modules and the inventory plugin share (doc fragment hvjob.hyperv.connection).
+CONNECTION_OPTIONS = (
+    "username",
+    "password",
+    "transport",
+    "scheme",
+    "port",
+    "validate_certs",
+    "ca_trust_path",
+    "message_encryption",
+    "allow_unencrypted",
+    "cert_pem",
+    "cert_key_pem",
+    "spn_hostname",
+    "connect_timeout",
+    "operation_timeout",
+)
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def connection_argument_spec():
@@ -41,6 +63,41 @@ def connection_argument_spec():
         namespace=dict(type="str", default="root/HyperVCluster/v2"),
         job_class=dict(type="str", default="Msvm_CollectionReferencePointExportJob"),
     )
+
+
+def connection_options(params):
+    """hvjob ConnectionOptions from the shared options (a module's params or an inventory's options)."""
+    return ConnectionOptions(
+        transport=params["transport"],
+        username=params["username"],
+        password=params["password"],
+        scheme=params["scheme"],
+        port=params["port"],
+        ca_trust_path=params["ca_trust_path"],
+        insecure=not params["validate_certs"],
+        message_encryption=params["message_encryption"],
+        allow_unencrypted=params["allow_unencrypted"],
+        cert_pem=params["cert_pem"],
+        cert_key_pem=params["cert_key_pem"],
+        spn_hostname=params["spn_hostname"],
+        connect_timeout=float(params["connect_timeout"]),
+        operation_timeout=float(params["operation_timeout"]),
+    )
+
+
+def parse_duration(value):
+    """Seconds from the CLI's duration syntax (V(90s), V(30m), V(2h), V(1d); a bare number is seconds)."""
+    if value is None:
+        return None
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise UsageError(f"invalid duration {value!r} (like 90s, 30m, 2h, 1d)")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def job_filter(states=None, older_than=None, owner=None, name=None):
+    """The library's JobFilter from job_info's options, as the CLI's list --state --older-than --owner --name."""
+    return JobFilter.of(states or (), older_than=parse_duration(older_than), owner=owner, name=name)
 
 
 class _WarningsToModule(logging.Handler):
@@ -68,23 +125,7 @@ class HvjobModule:
         logging.getLogger("hvjob").addHandler(self._handler)
 
     def connection_options(self):
-        p = self.params
-        return ConnectionOptions(
-            transport=p["transport"],
-            username=p["username"],
-            password=p["password"],
-            scheme=p["scheme"],
-            port=p["port"],
-            ca_trust_path=p["ca_trust_path"],
-            insecure=not p["validate_certs"],
-            message_encryption=p["message_encryption"],
-            allow_unencrypted=p["allow_unencrypted"],
-            cert_pem=p["cert_pem"],
-            cert_key_pem=p["cert_key_pem"],
-            spn_hostname=p["spn_hostname"],
-            connect_timeout=float(p["connect_timeout"]),
-            operation_timeout=float(p["operation_timeout"]),
-        )
+        return connection_options(self.params)
 
     def client(self, session):
         return JobClient(

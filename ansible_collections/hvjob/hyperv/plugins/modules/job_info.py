@@ -28,14 +28,34 @@ attributes:
 options:
   job_id:
     description:
-      - Read only this job (its C(InstanceID)). A job that does not exist gives an empty O(ignore:jobs) list.
+      - Read only this job (its C(InstanceID)). A job that does not exist, or does not match the other
+        options, gives an empty RV(jobs) list.
     type: str
   states:
     description:
       - Only jobs in these states, by name (V(Running), V(Shutting Down), V(Completed with Warnings), ...)
-        or number (V(4)). Ignored with O(job_id).
+        or number (V(4)), as C(hvjob list --state). The node filters them (WQL).
     type: list
     elements: str
+  older_than:
+    description:
+      - Only jobs started at least this long ago, as C(hvjob list --older-than) - V(90s), V(30m), V(2h), V(1d),
+        or a number of seconds.
+      - The age is the job's C(ElapsedTime) when it has one (the node's own count, immune to clock skew),
+        else the time since its C(StartTime). A job with neither does not match.
+    type: str
+  owner:
+    description:
+      - Only jobs whose C(Owner) is this account, case-insensitively (as C(hvjob list --owner)).
+    type: str
+  name:
+    description:
+      - Only jobs where a shell glob (V(*VMGroup1*)) matches C(Name), C(ElementName), C(CollectionId),
+        C(ReferencePointGroupId) or C(ExportDirectory), case-insensitively (as C(hvjob list --name)).
+    type: str
+notes:
+  - Every option given must hold. The values in RV(jobs) are typed (C(JobState) is an integer,
+    C(Cancellable) a boolean), so C(selectattr('JobState', 'eq', 4)) works without casts.
 """
 
 EXAMPLES = r"""
@@ -51,34 +71,49 @@ EXAMPLES = r"""
 - name: Show their ids
   ansible.builtin.debug:
     msg: "{{ export_jobs.jobs | map(attribute='InstanceID') | list }}"
+
+- name: Exports of one VM group that have run for more than two hours
+  hvjob.hyperv.job_info:
+    hostname: "{{ ansible_host | default(inventory_hostname) }}"
+    states: [Running]
+    older_than: 2h
+    name: "*VMGroup1*"
+  delegate_to: localhost
+  register: stuck
+
+- name: Typed values need no casts
+  ansible.builtin.debug:
+    msg: "{{ stuck.jobs | selectattr('JobState', 'eq', 4) | selectattr('PercentComplete', 'lt', 50) | length }}"
 """
 
 RETURN = r"""
 jobs:
-  description: One entry per job, its properties keyed by WMI property name.
+  description:
+    - One entry per job that matches, its properties keyed by WMI property name and typed as the
+      class declares them - integers, booleans, datetimes as ISO 8601 text, intervals in seconds.
   returned: always
   type: list
   elements: dict
   sample: [{"InstanceID": "9C2B5A3E-0D1F-4C8B-A6E2-3F5D7B9A1C40", "JobState": 4, "PercentComplete": 40}]
 """
 
-from ansible_collections.hvjob.hyperv.plugins.module_utils.hvjob_client import HvjobModule
+import contextlib
 
-try:
+from ansible_collections.hvjob.hyperv.plugins.module_utils.hvjob_client import HvjobModule, job_filter
+
+with contextlib.suppress(ImportError):  # HvjobModule reports the missing library
     from hvjob.errors import ResourceNotFound
-    from hvjob.jobs import JobState
-except ImportError:
-    pass  # HvjobModule reports the missing library
 
 
 def _read(params, client):
+    selection = job_filter(params["states"], params["older_than"], params["owner"], params["name"])
     if params["job_id"]:
         try:
-            return [client.get_job(params["job_id"]).to_properties()]
+            job = client.get_job(params["job_id"])
         except ResourceNotFound:
             return []
-    states = [JobState.parse(text) for text in params["states"] or []]
-    return [job.to_properties() for job in client.iter_jobs(states or None)]
+        return [job.to_properties()] if selection.matches(job) else []
+    return client.list(where=selection).raise_for_error().jobs or []
 
 
 def main():
@@ -86,10 +121,13 @@ def main():
         dict(
             job_id=dict(type="str"),
             states=dict(type="list", elements="str"),
+            older_than=dict(type="str"),
+            owner=dict(type="str"),
+            name=dict(type="str"),
         ),
         supports_check_mode=True,
     )
-    jobs = hv.run(lambda client: _read(hv.params, client))  # a bad state name fails as a usage error
+    jobs = hv.run(lambda client: _read(hv.params, client))  # a bad state or duration fails as a usage error
     hv.exit(changed=False, jobs=jobs)
 
 
