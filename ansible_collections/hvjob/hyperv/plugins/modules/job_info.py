@@ -18,6 +18,16 @@ author:
 extends_documentation_fragment:
   - hvjob.hyperv.connection
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the
+      controller.
+    support: full
+    details: All of it runs on the controller, in its own process; the managed host needs no Python.
+  action_group:
+    description: Use C(group/hvjob.hyperv.hyperv) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - hvjob.hyperv.hyperv
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
@@ -59,13 +69,9 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Find running export jobs on every node
+- name: Find running export jobs on every node (where and as whom from the host's variables)
   hvjob.hyperv.job_info:
-    hostname: "{{ ansible_host | default(inventory_hostname) }}"
-    username: "{{ ansible_user }}"
-    password: "{{ ansible_password }}"
     states: [Running]
-  delegate_to: localhost
   register: export_jobs
 
 - name: Show their ids
@@ -74,11 +80,12 @@ EXAMPLES = r"""
 
 - name: Exports of one VM group that have run for more than two hours
   hvjob.hyperv.job_info:
-    hostname: "{{ ansible_host | default(inventory_hostname) }}"
+    hostname: hvnode01.contoso.test
+    username: CONTOSO\operator
+    password: "{{ vault_hyperv_password }}"
     states: [Running]
     older_than: 2h
     name: "*VMGroup1*"
-  delegate_to: localhost
   register: stuck
 
 - name: Typed values need no casts
@@ -97,37 +104,16 @@ jobs:
   sample: [{"InstanceID": "9C2B5A3E-0D1F-4C8B-A6E2-3F5D7B9A1C40", "JobState": 4, "PercentComplete": 40}]
 """
 
-import contextlib
-
-from ansible_collections.hvjob.hyperv.plugins.module_utils.hvjob_client import HvjobModule, job_filter
-
-with contextlib.suppress(ImportError):  # HvjobModule reports the missing library
-    from hvjob.errors import ResourceNotFound
-
-
-def _read(params, client):
-    selection = job_filter(params["states"], params["older_than"], params["owner"], params["name"])
-    if params["job_id"]:
-        try:
-            job = client.get_job(params["job_id"])
-        except ResourceNotFound:
-            return []
-        return [job.to_properties()] if selection.matches(job) else []
-    return client.list(where=selection).raise_for_error().jobs or []
+from ansible_collections.hvjob.hyperv.plugins.module_utils.hvjob_client import (
+    HvjobModule,
+    job_info_argument_spec,
+    job_info_outcome,
+)
 
 
 def main():
-    hv = HvjobModule(
-        dict(
-            job_id=dict(type="str"),
-            states=dict(type="list", elements="str"),
-            older_than=dict(type="str"),
-            owner=dict(type="str"),
-            name=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    jobs = hv.run(lambda client: _read(hv.params, client))  # a bad state or duration fails as a usage error
+    hv = HvjobModule(job_info_argument_spec(), supports_check_mode=True)
+    jobs = hv.run(lambda client: job_info_outcome(hv.params, client))  # a bad state or duration: a usage error
     hv.exit(changed=False, jobs=jobs)
 
 
