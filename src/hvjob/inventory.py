@@ -32,6 +32,7 @@ def load_inventory(
         from ansible.vars.manager import VariableManager
     except ImportError as exc:
         raise UsageError("--inventory needs ansible-core: pip install 'hvjob[ansible]'") from exc
+    _load_collections()
     loader = DataLoader()
     if vault_password_file:
         try:
@@ -62,6 +63,16 @@ def load_inventory(
             f"no inventory host matches {' '.join(patterns)}" + (f" with --limit {limit}" if limit else "")
         )
     return targets
+
+
+def _load_collections() -> None:
+    """Ansible's collection loader, as its own commands set it up, so that an inventory plugin named
+    by collection (``plugin: hvjob.hyperv.cluster``, ``amazon.aws.aws_ec2``) can load. Once per process."""
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader()
 
 
 def _target(name: str, hostvars: dict[str, Any], cli: ConnectionOptions, explicit: frozenset[str]) -> HostTarget:
