@@ -14,6 +14,11 @@ against the simulator's ground truth (its jobs and its method log), never by wha
   list must be the running jobs the simulator has on it.
 - ``cli_stop`` and ``cli_sweep``: ``hvjob --cluster stop SEED --job ID`` and ``hvjob --cluster list
   SEED --state Running``, discovering the nodes and reaching them through ``--resolve``.
+- ``ansible_baseline``: the same play with ``ansible.builtin.debug``, which does no work: what
+  ansible-core itself costs per host at this inventory size.
+- ``modules_vs_action``: the sweep on the first ``--module-hosts`` nodes twice, as the collection
+  runs it (its action plugins, in the controller's process) and as plain modules (a copy of the
+  collection without plugins/action, tasks delegated to localhost: a Python process per host).
 
 Each stop stops another node's job, so that every run starts from the same state. Timings are
 measured here, never asserted by tests (tests/test_ansible_scale.py runs the same workloads once).
@@ -27,6 +32,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +51,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from hvjob.testing.fleet import FleetProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+_NOT_COPIED = shutil.ignore_patterns("action", "output", "__pycache__")
 BIN = Path(sys.executable).parent
 USER = "bench"
 CLUSTER = "HVCLUSTER"
@@ -107,45 +114,38 @@ class Bench:
 
     # --- the workloads: each returns its wall time and the problems found against the ground truth --
 
-    def _play(self, name: str, task: dict[str, Any]) -> tuple[float, dict[str, Any], str]:
-        """Run one task on every node; the per-host results, written once by the controller."""
-        results = self.workdir / f"{name}.json"
-        play = [
-            {
-                "hosts": CLUSTER,
-                "gather_facts": False,
-                "tasks": [
-                    {**task, "register": "outcome", "ignore_errors": True},
-                    {
-                        "name": "write every host's result",
-                        "ansible.builtin.copy": {
-                            "dest": str(results),
-                            "content": "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all"
-                            " | map('extract', hostvars, 'outcome'))) | to_json }}",
-                        },
-                        "delegate_to": "localhost",
-                        "run_once": True,
-                        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-                    },
-                ],
-            }
-        ]
-        (self.workdir / f"{name}.yml").write_text(yaml.safe_dump(play, sort_keys=False))
-        command = [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(self.workdir / "inventory.yml"),
-            str(self.workdir / f"{name}.yml"),
-        ]
+    def _play(
+        self, name: str, task: dict[str, Any], *, hosts: int | None = None, env: dict[str, str] | None = None
+    ) -> tuple[float, dict[str, Any], str]:
+        """Run one task on every node (or the first ``hosts``); the per-host results, as Ansible's
+        own ``tree`` callback writes them (a file per host, from the controller: no extra task)."""
+        results = self.workdir / f"{name}-results"
+        shutil.rmtree(results, ignore_errors=True)
+        play = [{"hosts": CLUSTER, "gather_facts": False, "tasks": [{**task, "ignore_errors": True}]}]
+        playbook = self.workdir / f"{name}.yml"
+        playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+        command = [str(BIN / "ansible-playbook"), "-i", str(self._inventory(hosts)), str(playbook)]
+        tree = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree", "ANSIBLE_CALLBACK_TREE_DIR": str(results)}
         start = time.monotonic()
-        done = subprocess.run(command, capture_output=True, text=True, env=self.env, timeout=900, check=False)
+        environment = {**(env or self.env), **tree}
+        done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900, check=False)
         wall = time.monotonic() - start
         output = done.stdout + done.stderr
-        if done.returncode != 0 or not results.exists():
+        if done.returncode != 0 or not results.is_dir():
             raise RuntimeError(f"ansible-playbook failed ({done.returncode}):\n{output[-3000:]}")
-        found: dict[str, Any] = json.loads(results.read_text())
-        results.unlink()
+        found = {path.name: json.loads(path.read_text()) for path in results.iterdir()}
         return wall, found, output
+
+    def _inventory(self, hosts: int | None) -> Path:
+        """The inventory of every node, or of the first ``hosts`` (a file of its own: a long
+        ``--limit`` costs ansible-core more than the hosts it leaves out)."""
+        path = self.workdir / (f"inventory-{hosts}.yml" if hosts else "inventory.yml")
+        if not path.exists():
+            inventory = yaml.safe_load((self.workdir / "inventory.yml").read_text())
+            chosen = set(self.nodes[:hosts])
+            inventory[CLUSTER]["hosts"] = {k: v for k, v in inventory[CLUSTER]["hosts"].items() if k in chosen}
+            path.write_text(yaml.safe_dump(inventory))
+        return path
 
     def ansible_stop(self, index: int) -> dict[str, Any]:
         job, owner = job_of(index), self.nodes[index - 1]
@@ -160,11 +160,26 @@ class Bench:
         problems += [f"output: {self.password!r} appeared"] if self.password in output else []
         return {"wall_s": round(wall, 2), "hosts": len(results), "problems": problems}
 
-    def ansible_sweep(self) -> dict[str, Any]:
-        wall, results, output = self._play("sweep", {"hvjob.hyperv.job_info": {"states": ["Running"]}})
+    def ansible_sweep(self, hosts: int | None = None, *, as_modules: bool = False) -> dict[str, Any]:
+        task: dict[str, Any] = {"hvjob.hyperv.job_info": {"states": ["Running"]}}
+        env = None
+        if as_modules:  # the collection without its action plugins: the modules run as modules
+            copy = self.workdir / "as-modules" / "ansible_collections" / "hvjob" / "hyperv"
+            if not copy.exists():
+                shutil.copytree(ROOT / "ansible_collections" / "hvjob" / "hyperv", copy, ignore=_NOT_COPIED)
+            env = {**self.env, "ANSIBLE_COLLECTIONS_PATH": str(self.workdir / "as-modules")}
+            task["hvjob.hyperv.job_info"].update(  # a module sees no host variables: 0.1.0's playbooks
+                hostname="{{ ansible_host }}",
+                port="{{ ansible_port }}",
+                scheme="{{ ansible_winrm_scheme }}",
+                username="{{ ansible_user }}",
+            )
+            task.update(delegate_to="localhost", vars={"ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+        chosen = self.nodes[:hosts] if hosts else self.nodes
+        wall, results, output = self._play("sweep", task, hosts=hosts, env=env)
         truth = self._running_by_node()
         problems = []
-        for host in self.nodes:
+        for host in chosen:
             result = results.get(host) or {}
             listed = sorted(job["InstanceID"] for job in result.get("jobs") or [])
             if result.get("failed") or listed != truth.get(host, []):
@@ -176,6 +191,11 @@ class Bench:
             "jobs": sum(map(len, truth.values())),
             "problems": problems,
         }
+
+    def ansible_baseline(self) -> dict[str, Any]:
+        wall, results, _ = self._play("baseline", {"ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"}})
+        problems = [f"{host}: no result" for host in self.nodes if host not in results]
+        return {"wall_s": round(wall, 2), "hosts": len(results), "problems": problems}
 
     def _cli(self, *args: str) -> tuple[float, dict[str, Any]]:
         resolve = [f"--resolve={node}={address}" for node, address in self.resolve.items()]
@@ -227,8 +247,11 @@ class Bench:
         return {node: sorted(ids) for node, ids in running.items()}
 
 
-def measure(nodes: int, forks: int, runs: int) -> dict[str, Any]:
-    rows: dict[str, list[dict[str, Any]]] = {"ansible_stop": [], "ansible_sweep": [], "cli_stop": [], "cli_sweep": []}
+WORKLOADS = ("ansible_stop", "ansible_sweep", "ansible_baseline", "cli_stop", "cli_sweep")
+
+
+def measure(nodes: int, forks: int, runs: int, module_hosts: int) -> dict[str, Any]:
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in WORKLOADS}
     with tempfile.TemporaryDirectory(prefix="hvjob-bench-ansible-") as tmp, Bench(Path(tmp), nodes, forks) as bench:
         picks = [
             max(1, nodes * (2 * r + 1) // (2 * runs * 2)) for r in range(runs)
@@ -240,9 +263,22 @@ def measure(nodes: int, forks: int, runs: int) -> dict[str, Any]:
                 ("cli_stop", functools.partial(bench.cli_stop, nodes - pick + 1)),  # the mirror node: another job
                 ("ansible_sweep", bench.ansible_sweep),
                 ("cli_sweep", bench.cli_sweep),
+                ("ansible_baseline", bench.ansible_baseline),
             ]
         for name, workload in workloads:
             rows[name].append(workload())
+        compared: dict[str, Any] = {}
+        if module_hosts:
+            action = bench.ansible_sweep(module_hosts)
+            module = bench.ansible_sweep(module_hosts, as_modules=True)
+            compared = {
+                "hosts": module_hosts,
+                "action_plugins_wall_s": action["wall_s"],
+                "modules_wall_s": module["wall_s"],
+                "modules_vs_action": round(module["wall_s"] / action["wall_s"], 1),
+                "correct": not action["problems"] and not module["problems"],
+                "problems": (action["problems"] + module["problems"])[:20],
+            }
     summary: dict[str, Any] = {}
     for name, measured in rows.items():
         walls = [row["wall_s"] for row in measured]
@@ -254,9 +290,10 @@ def measure(nodes: int, forks: int, runs: int) -> dict[str, Any]:
             "problems": [p for row in measured for p in row["problems"]][:20],
         }
     for kind in ("stop", "sweep"):
-        summary[f"{kind}_ansible_vs_cli"] = round(
-            summary[f"ansible_{kind}"]["wall_s"] / summary[f"cli_{kind}"]["wall_s"], 1
-        )
+        ratio = summary[f"ansible_{kind}"]["wall_s"] / summary[f"cli_{kind}"]["wall_s"]
+        summary[f"{kind}_ansible_vs_cli"] = round(ratio, 1)
+    if compared:
+        summary["modules_vs_action"] = compared
     return summary
 
 
@@ -265,6 +302,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--forks", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--module-hosts", type=int, default=50, help="hosts of the modules-vs-action sweep (0: none)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the default prints it too)")
     args = parser.parse_args()
     from ansible.release import __version__ as ansible_core_version  # the real one: this directory is off sys.path
@@ -274,10 +312,11 @@ def main() -> int:
         "nodes": args.nodes,
         "forks": args.forks,
         "runs": args.runs,
-        **measure(args.nodes, args.forks, args.runs),
+        **measure(args.nodes, args.forks, args.runs, min(args.module_hosts, args.nodes)),
     }
     print(json.dumps(report, indent=2))
-    correct = all(report[k]["correct"] for k in ("ansible_stop", "ansible_sweep", "cli_stop", "cli_sweep"))
+    checked = [report[k] for k in (*WORKLOADS, "modules_vs_action") if k in report]
+    correct = all(row["correct"] for row in checked)
     return 0 if correct else 1
 
 

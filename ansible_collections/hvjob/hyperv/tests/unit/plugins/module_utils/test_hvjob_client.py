@@ -15,8 +15,12 @@ from ansible_collections.hvjob.hyperv.plugins.module_utils.hvjob_client import (
     CONNECTION_OPTIONS,
     connection_argument_spec,
     connection_options,
+    error_result,
+    job_argument_spec,
     job_filter,
+    job_info_argument_spec,
     parse_duration,
+    run_on_node,
 )
 
 from hvjob.errors import UsageError
@@ -79,3 +83,23 @@ def test_connection_options_keep_the_secure_defaults_and_map_validate_certs() ->
     insecure = connection_options({**params, "validate_certs": False, "scheme": "http", "port": 5999})
     assert insecure.insecure is True and insecure.scheme == "http" and insecure.port == 5999
     assert "pw" not in repr(options)
+
+
+def test_without_a_hostname_nothing_is_sent_and_the_error_says_where_it_comes_from() -> None:
+    params = {**_defaults(), "hostname": None, "namespace": "root/HyperVCluster/v2", "job_class": "X"}
+    with pytest.raises(UsageError, match="hostname is required"):
+        run_on_node(params, False, lambda client: pytest.fail("no client without a hostname"))
+
+
+def test_each_module_spec_has_the_connection_options_and_its_own() -> None:
+    connection = set(connection_argument_spec())
+    assert connection <= set(job_argument_spec()) and connection <= set(job_info_argument_spec())
+    assert job_argument_spec()["job_id"]["required"] is True
+    assert set(job_info_argument_spec()) - connection == {"job_id", "states", "older_than", "owner", "name"}
+    assert connection_argument_spec()["hostname"].get("required") is not True  # the action plugin defaults it
+
+
+def test_error_result_is_the_typed_error_and_keeps_the_fields_given() -> None:
+    result = error_result(UsageError("bad value"), found=None)
+    assert result["failed"] is True and result["changed"] is False and result["found"] is None
+    assert result["msg"] == "usage: bad value" and result["error"]["type"] == "usage"
