@@ -166,7 +166,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             value = str(value)  # a vaulted value, decrypted
         return value
 
-    # --- discovery: names and states only, so that the cache holds no address and no secret -------
+    # --- discovery: names, states and seeds only, so that the cache holds no secret ----------------
 
     def _discover(self, options, resolve, domain):
         clusters = []
