@@ -70,10 +70,14 @@ def test_stop_changes_then_is_unchanged_in_text_and_json(cluster: SimulatedClust
 
 def test_check_mode_sends_nothing_mutating(cluster: SimulatedCluster) -> None:
     code, report = doc("--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING)
-    assert code == 0 and report["results"][0]["changed"] is True
-    assert report["results"][0]["notes"] == ["would call RequestStateChange"]
-    code, report = doc("--check", "kill", node(cluster, "HVNODE01"), "--job", default.RUNNING)
-    assert code == 0 and report["results"][0]["changed"] is True
+    result = report["results"][0]
+    assert code == 0 and (result["changed"], result["would_change"]) == (False, True)
+    assert result["notes"] == ["would call RequestStateChange"]
+    code, report = doc("--check", "kill", node(cluster, "HVNODE01"), "--job", default.COMPLETED)
+    result = report["results"][0]  # kill sends KillJob to a finished job too: check mode says so
+    assert code == 0 and (result["changed"], result["would_change"]) == (False, True)
+    text = hvjob(*ARGS, "--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING).stdout
+    assert re.search(r"ok\s+would\s+RequestStateChange", text)
     assert methods(cluster) == [] and cluster.job(default.RUNNING)["state"] == "Running"
 
 

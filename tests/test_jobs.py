@@ -305,8 +305,10 @@ def test_decode_embedded_instance_rejects_hostile_text() -> None:
 def test_check_mode_reads_only(client: JobClient, http_server: FakeWinRMServer) -> None:
     client.check = True
     result = client.stop(job_id(0x300))
-    assert result.ok and result.changed is True and result.notes == ["would call RequestStateChange"]
-    assert client.kill(job_id(0x360)).changed is True  # first read: Running
+    assert result.ok and result.notes == ["would call RequestStateChange"]
+    assert (result.changed, result.would_change) == (False, True)  # nothing was sent; a real run would
+    killed = client.kill(job_id(0x360))  # first read: Running
+    assert (killed.changed, killed.would_change) == (False, True)
     assert invokes(http_server) == []
 
 

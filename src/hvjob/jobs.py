@@ -459,8 +459,10 @@ class OperationResult:
     """What one operation did on one host. ``error`` is None when it succeeded.
 
     ``changed``: True only if a mutating method was accepted, False only if none was sent (or one
-    was refused), None when it cannot be known. ``found``: whether the host had the job (None when
-    nothing was learnt). ``requests``: every request sent, in order, with its outcome.
+    was refused), None when it cannot be known; in check mode nothing is sent, so it is False and
+    ``would_change`` says whether a real run would send a mutating method. ``found``: whether the
+    host had the job (None when nothing was learnt). ``requests``: every request sent, in order,
+    with its outcome.
     """
 
     host: str
@@ -470,6 +472,7 @@ class OperationResult:
     return_value: int | None = None
     return_name: str | None = None
     changed: bool | None = False
+    would_change: bool | None = None  # check mode: whether a real run would send a mutating method
     job_state_value: int | None = None
     error: HvjobError | None = None
     gone: bool = False
@@ -526,6 +529,8 @@ class OperationResult:
         }
         if self.job is not None:
             data["found"] = self.found
+        if self.would_change is not None:
+            data["would_change"] = self.would_change
         if self.command == "list" or self.jobs is not None:  # stop --all reports each job it touched
             data["jobs"] = self.jobs or []
         if self.command in ("show", "wait") or (self.properties and self.command == "stop"):
@@ -1012,8 +1017,8 @@ class JobClient:
             )
             return result
         order = _method_order(mode, method)
-        if self.check:
-            result.changed, result.method = True, order[0]
+        if self.check:  # nothing is sent: changed stays false; would_change says what a real run would do
+            result.would_change, result.method = True, order[0]
             result.notes.append(f"would call {order[0]}")
             return result
         requested = 5 if mode == "kill" else 4
@@ -1179,7 +1184,7 @@ class JobClient:
                 result.set_job(self.get_job(job_id))
             except ResourceNotFound as exc:
                 return self._gone(result, exc, missing_ok)
-        result.changed = True
+        result.would_change = True
         result.notes.append("would call KillJob")
         return result
 

@@ -83,7 +83,7 @@ def _results_table(report: FanoutReport, verbose: int) -> str:
     headers = ["HOST", "STATUS", "CHANGED", "CALL", "JOB STATE", "DETAIL"]
     rows = []
     for r in report.results:
-        changed = {True: "yes", False: "no", None: "unknown"}[r.changed]
+        changed = "would" if r.would_change else {True: "yes", False: "no", None: "unknown"}[r.changed]
         call = _call(r.method, r.return_value, r.return_name)
         rows.append([r.host, r.status, changed, call, state_label(r.job_state_value) or "", _detail(r, verbose)])
     return table(headers, rows)

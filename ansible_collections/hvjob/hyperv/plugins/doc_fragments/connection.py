@@ -33,7 +33,8 @@ options:
   transport:
     description:
       - How to authenticate. Defaults to the host's C(ansible_winrm_transport) (its first entry), else V(ntlm).
-      - V(kerberos) uses the controller's ticket cache (C(kinit)) and needs C(hvjob[kerberos]).
+      - V(kerberos) uses the controller's ticket cache (C(kinit)), or O(username) and O(password) when they are given
+        (no cache needed), and needs C(hvjob[kerberos]).
       - V(credssp) needs C(hvjob[credssp]) and delegates the credentials to the node.
       - V(basic) is refused over plain HTTP unless O(allow_unencrypted=true).
     type: str
@@ -138,7 +139,8 @@ options:
   transport:
     description:
       - How to authenticate; also each node's C(ansible_winrm_transport).
-      - V(kerberos) uses the controller's ticket cache and needs C(hvjob[kerberos]); V(credssp) needs C(hvjob[credssp]).
+      - V(kerberos) uses the controller's ticket cache, or the user and password when given, and needs
+        C(hvjob[kerberos]); V(credssp) needs C(hvjob[credssp]).
     type: str
     choices: [ntlm, kerberos, credssp, basic, certificate]
     default: ntlm

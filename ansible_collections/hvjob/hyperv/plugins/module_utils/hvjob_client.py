@@ -181,8 +181,9 @@ def job_outcome(params, client, check_mode):
             job = {}  # deleted by DeleteOnKill, or gone meanwhile
     data = result.to_dict()
     out = dict(
-        # Unknown (a call whose answer was lost, the job finished since) is reported as changed.
-        changed=data["changed"] is not False,
+        # Unknown (a call whose answer was lost, the job finished since) is reported as changed;
+        # in check mode, Ansible's changed is what a real run would do (hvjob's would_change).
+        changed=data["changed"] is not False or bool(data.get("would_change")),
         job_id=params["job_id"],
         method=data["method"],
         return_value=data["return_value"],
