@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,8 +48,9 @@ def host(server: FakeWinRMServer) -> str:
     return f"127.0.0.1:{server.port}"
 
 
-def as_json(proc: subprocess.CompletedProcess[str]) -> dict:
-    return json.loads(proc.stdout)
+def as_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
 
 
 def invokes(server: FakeWinRMServer) -> list[str]:

@@ -145,6 +145,10 @@ def test_the_live_view_in_a_real_terminal(cluster: SimulatedCluster) -> None:
         screen.close()
 
 
+def _add_sentinel(cluster: SimulatedCluster) -> None:
+    cluster.add_job(id="SENTINEL-JOB", node="HVNODE02")
+
+
 def _truth(cluster: SimulatedCluster) -> dict[str, str]:
     """Each job's state in the simulator's ground truth ("vanished" once removed)."""
     return {j["id"]: ("vanished" if j["removed"] else j["state"]) for j in cluster.jobs()}
@@ -171,7 +175,13 @@ def test_the_json_stream_has_one_line_per_state_change_and_misses_none(cluster: 
     proc = subprocess.Popen([*HVJOB, *_watch_args(cluster)], stdout=subprocess.PIPE, text=True, env=env)
     lines: queue.Queue[dict[str, Any]] = queue.Queue()
     assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(json.loads(line)) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    stream = proc.stdout
+
+    def read() -> None:
+        for line in stream:
+            lines.put(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     seen: list[tuple[str, str, str]] = []
 
@@ -192,7 +202,7 @@ def test_the_json_stream_has_one_line_per_state_change_and_misses_none(cluster: 
             lambda: cluster.advance(40),  # COMPLETING completes
             lambda: _stop(cluster, default.RUNNING, "HVNODE01"),  # killed by someone else
             lambda: cluster.advance(4000),  # LONG_RUNNING completes; finished jobs pass TimeBeforeRemoval
-            lambda: cluster.add_job(id="SENTINEL-JOB", node="HVNODE02"),  # every refresh before it is in
+            lambda: _add_sentinel(cluster),  # every refresh before it is in
         ]
         for step in steps:
             step()
