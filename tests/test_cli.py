@@ -361,7 +361,10 @@ def test_insecure_warns_once_per_run(https_server: FakeWinRMServer) -> None:
 def test_a_global_option_after_the_command_gets_a_hint() -> None:
     proc = hvjob("-u", "alice", "list", "h1", "--scheme", "http")
     assert proc.returncode == 2
-    assert "--scheme is a global option: put it before the command" in proc.stderr
+    assert "--scheme is a global option: put it before the command (hvjob --scheme SCHEME list ...)" in proc.stderr
+    proc = hvjob("-u", "alice", "stop", "--cluster", "h1", "--job", "x")
+    assert proc.returncode == 2
+    assert "(hvjob --cluster stop ...)" in proc.stderr, proc.stderr  # a flag: no value shown after it
 
 
 def test_https_against_an_http_listener_gets_a_hint(http_server: FakeWinRMServer) -> None:

@@ -1032,6 +1032,14 @@ def _global_option_names() -> set[str]:
     return {opt for param in main.params for opt in getattr(param, "opts", ())}
 
 
+def _global_option_example(name: str) -> str:
+    """How the option is typed before the command: ``--cluster`` alone, ``--scheme VALUE``."""
+    for param in main.params:
+        if name in getattr(param, "opts", ()) and isinstance(param, click.Option):
+            return name if param.is_flag or param.count else f"{name} {param.metavar or (param.name or 'value').upper()}"
+    return name
+
+
 def file_keys() -> dict[str, str]:
     """Config file key (the long option name, dashes as underscores) -> the click parameter name."""
     keys = {}
@@ -1088,7 +1096,7 @@ def run_cli() -> None:
             command = exc.ctx.info_name if exc.ctx else "COMMAND"
             click.UsageError(
                 f"{exc.option_name} is a global option: put it before the command "
-                f"(hvjob {exc.option_name} ... {command} ...)",
+                f"(hvjob {_global_option_example(exc.option_name)} {command} ...)",
                 ctx=exc.ctx,
             ).show()
         else:
