@@ -889,10 +889,10 @@ def watch_jobs(
     # that finishes leaves --state Running but stays in view until it is gone).
     on_node = JobFilter((), selection.older_than, selection.owner, selection.name)
 
-    def poll() -> FanoutReport:
+    def poll(skip: frozenset[str]) -> FanoutReport:
         report = run(
             "list",
-            targets,
+            [target for target in targets if target.name not in skip],
             lambda c: c.list(where=on_node),
             concurrency=settings.concurrency,
             processes=settings.processes,
@@ -1036,7 +1036,9 @@ def _global_option_example(name: str) -> str:
     """How the option is typed before the command: ``--cluster`` alone, ``--scheme VALUE``."""
     for param in main.params:
         if name in getattr(param, "opts", ()) and isinstance(param, click.Option):
-            return name if param.is_flag or param.count else f"{name} {param.metavar or (param.name or 'value').upper()}"
+            return (
+                name if param.is_flag or param.count else f"{name} {param.metavar or (param.name or 'value').upper()}"
+            )
     return name
 
 
