@@ -9,7 +9,11 @@ cluster. Scenario replay (test_cli.py) stays for one-off answers such as every K
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import pytest
 
 from conftest import CANARY_PASSWORD
 from hvjob.testing.sim import SimulatedCluster, default
-from test_cli import hvjob
+from test_cli import HVJOB, hvjob
 
 ARGS = ["--scheme", "http", "-u", "alice"]
 
@@ -156,3 +160,25 @@ def test_a_typed_job_id_on_no_node(cluster: SimulatedCluster) -> None:
     code, report = doc(*resolve(cluster), "--cluster", "show", "HVNODE01", "--job", "0D2F5C1A-typo")
     assert code == 1 and report["summary"]["job_found_on"] == []
     assert methods(cluster) == []
+
+
+def test_ctrl_c_during_cluster_discovery_is_reported_in_the_output(users_file: Path) -> None:
+    with SimulatedCluster(
+        users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0, latency_ms=3000
+    ) as slow:
+        env = {**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD}
+        argv = [*HVJOB, *ARGS, *resolve(slow), "--output", "json", "--cluster", "stop", "HVNODE01", "--all", "--yes"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 30
+        while slow.fronts[0].stats.requests == 0:  # discovery's first request is on the wire
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        logged = slow.log()
+    assert proc.returncode == 130, err
+    report = json.loads(out)  # one JSON document, as for every other outcome
+    (result,) = report["results"]
+    assert result["error"]["type"] == "interrupted" and "nothing was changed" in result["error"]["message"]
+    assert result["changed"] is False and report["summary"]["interrupted"] is True
+    assert logged == [] and "Traceback" not in err

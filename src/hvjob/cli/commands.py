@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from hvjob import __version__
 from hvjob.cli import config, output
 from hvjob.cli import watch as live
-from hvjob.errors import HvjobError, UsageError
+from hvjob.errors import HvjobError, Interrupted, UsageError
 from hvjob.fanout import (
     FanoutReport,
     HostTarget,
@@ -405,6 +405,11 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
             names = discover_cluster_nodes(targets[0])
         except HvjobError as exc:
             _fail_before_work(settings, targets[0].name, exc)
+        except KeyboardInterrupt:  # discovery only reads: nothing was changed anywhere
+            why = Interrupted(
+                "interrupted while the cluster's nodes were discovered; nothing was changed", host=targets[0].name
+            )
+            _fail_before_work(settings, targets[0].name, why, interrupted=True)
         targets = cluster_targets(targets[0], names, settings.resolve, settings.cluster_domain)
     _warn_weak_security(targets)
     return targets
@@ -425,9 +430,9 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _fail_before_work(settings: Settings, host: str, exc: HvjobError) -> NoReturn:
+def _fail_before_work(settings: Settings, host: str, exc: HvjobError, interrupted: bool = False) -> NoReturn:
     result = OperationResult(host, "discover", error=exc)
-    report = FanoutReport("discover", [result])
+    report = FanoutReport("discover", [result], interrupted=interrupted)
     output.emit(report, output=settings.output, verbose=settings.verbose)
     sys.exit(report.exit_code)
 
