@@ -392,6 +392,16 @@ def test_the_cluster_playbook_in_docs_runs_as_written(pki, tmp_path: Path) -> No
         assert missing.returncode != 0 and "was not found on any node" in missing.stdout
         assert len(cluster.log()) == 1
 
+        # The node that has the job fails to stop it: the play fails there, and the last task does
+        # not claim that no node had the job.
+        cluster.inject(kind="fault", node="HVNODE02", method="RequestStateChange", fault="generic_failure")
+        failing = subprocess.run(
+            [str(ANSIBLE_PLAYBOOK), *args, f"job_id={default.LONG_RUNNING}"],
+            capture_output=True, text=True, env=env, timeout=180,
+        )  # fmt: skip
+        assert failing.returncode != 0 and "fatal: [hvnode02]" in failing.stdout, failing.stdout[-3000:]
+        assert "was not found" not in failing.stdout and "All assertions passed" in failing.stdout
+
 
 def test_user_and_password_from_the_command_line_as_awx_gives_them(sim: SimulatedCluster, tmp_path: Path) -> None:
     """-u and --ask-pass (what AWX does with a machine credential) reach the modules through the
