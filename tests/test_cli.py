@@ -422,3 +422,7 @@ def test_dry_run_prints_every_envelope_stop_could_send(http_server: FakeWinRMSer
                                               "stop", "n1", "--job", "J1").stdout.splitlines()]  # fmt: skip
     assert [d["request"] for d in doc] == ["Get", "RequestStateChange", "KillJob", "Get"]
     assert doc[0]["when"] is None and doc[1]["when"].startswith("if the job is running")
+    whole = hvjob("--scheme", "http", "-u", "alice", "--output", "json", "--dry-run", "stop", "n1", "n2", "--job", "J1")
+    plan = json.loads(whole.stdout)  # one document, as every --output json is
+    assert plan["dry_run"] is True and [h["host"] for h in plan["hosts"]] == ["n1", "n2"]
+    assert [r["request"] for r in plan["hosts"][1]["requests"]] == ["Get", "RequestStateChange", "KillJob", "Get"]

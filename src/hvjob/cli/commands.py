@@ -447,6 +447,7 @@ def _dry_run(
     plan: Callable[[JobClient], list[PlannedRequest]],
     job_id: str | None = None,
 ) -> NoReturn:
+    plans = []
     for target in targets:
         session = WsmanSession(target.address, target.options)
         client = JobClient(session, **_client_options(settings))
@@ -464,7 +465,8 @@ def _dry_run(
             else:
                 steps = [PlannedRequest(f"then on every node: {s.when or 'always'}", s.request) for s in steps]
             steps = first + steps
-        output.print_plan(target.name, session.url, steps, output=settings.output)
+        plans.append((target.name, session.url, steps))
+    output.print_plans(plans, output=settings.output)
     sys.exit(0)
 
 

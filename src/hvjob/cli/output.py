@@ -286,20 +286,27 @@ def hints(report: FanoutReport) -> list[str]:
 # --- dry run -------------------------------------------------------------------------------------
 
 
-def print_plan(host: str, url: str, planned: Sequence[PlannedRequest], *, output: str) -> None:
-    """Every envelope a command could send to ``host``, in order, with the condition of each."""
+def print_plans(plans: Sequence[tuple[str, str, Sequence[PlannedRequest]]], *, output: str) -> None:
+    """Every envelope a command could send to each (host, url), in order, with the condition of each:
+    commented XML (text), one JSON document (json) or one line per request (jsonl)."""
     from lxml import etree
 
-    for number, step in enumerate(planned, 1):
-        request = step.request
-        name = request.method if request.operation == "Invoke" else request.operation
-        pretty = etree.tostring(etree.fromstring(request.payload), pretty_print=True, encoding="unicode")
-        if output == "text":
-            when = f" (sent {step.when})" if step.when else ""
-            click.echo(f"# {host} -> {url}: request {number}, {name}{when}")
-            click.echo(pretty)
-        else:
-            click.echo(
-                json.dumps({"host": host, "url": url, "step": number, "request": name, "when": step.when or None,
-                            "envelope": pretty})
-            )  # fmt: skip
+    hosts = []
+    for host, url, planned in plans:
+        requests = []
+        for number, step in enumerate(planned, 1):
+            request = step.request
+            name = request.method if request.operation == "Invoke" else request.operation
+            pretty = etree.tostring(etree.fromstring(request.payload), pretty_print=True, encoding="unicode")
+            if output == "text":
+                when = f" (sent {step.when})" if step.when else ""
+                click.echo(f"# {host} -> {url}: request {number}, {name}{when}")
+                click.echo(pretty)
+                continue
+            line = {"step": number, "request": name, "when": step.when or None, "envelope": pretty}
+            if output == "jsonl":
+                click.echo(json.dumps({"host": host, "url": url, **line}))
+            requests.append(line)
+        hosts.append({"host": host, "url": url, "requests": requests})
+    if output == "json":
+        click.echo(json.dumps({"dry_run": True, "hosts": hosts}, indent=2))
