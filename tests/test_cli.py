@@ -373,6 +373,31 @@ def test_https_against_an_http_listener_gets_a_hint(http_server: FakeWinRMServer
     assert "try --scheme http" in proc.stderr
 
 
+def test_an_https_url_to_an_http_listener_gets_a_hint_about_the_url(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("-u", "alice", "show", f"https://{host(http_server)}/wsman", "--job", job_id(0x360))
+    assert proc.returncode == 3 and "write http:// in the URL" in proc.stderr and "--scheme" not in proc.stderr
+
+
+def test_plain_http_to_an_https_listener_gets_a_hint(https_server: FakeWinRMServer) -> None:
+    proc = hvjob("--scheme", "http", "-u", "alice", "show", host(https_server), "--job", job_id(0x360))
+    assert proc.returncode == 3, proc.stderr
+    assert "connection reset by the server" in proc.stdout and "ConnectionResetError" not in proc.stdout
+    assert "is this one HTTPS? try --scheme https" in proc.stderr
+
+
+def test_a_transport_the_host_does_not_offer_gets_a_transport_hint(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("--scheme", "http", "-u", "alice", "--transport", "credssp", "show", host(http_server), "--job", "x")
+    assert proc.returncode == 3, proc.stderr
+    assert "choose another --transport" in proc.stderr and "password" not in proc.stderr
+
+
+def test_unencrypted_messages_refused_get_a_hint(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("--scheme", "http", "-u", "alice", "--allow-unencrypted", "--message-encryption", "never",
+                 "show", host(http_server), "--job", job_id(0x360))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "drop --message-encryption never" in proc.stderr
+
+
 def test_connection_refused_gets_a_hint() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -404,12 +404,12 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
         try:
             names = discover_cluster_nodes(targets[0])
         except HvjobError as exc:
-            _fail_before_work(settings, targets[0].name, exc)
+            _fail_before_work(settings, targets[0], exc)
         except KeyboardInterrupt:  # discovery only reads: nothing was changed anywhere
             why = Interrupted(
                 "interrupted while the cluster's nodes were discovered; nothing was changed", host=targets[0].name
             )
-            _fail_before_work(settings, targets[0].name, why, interrupted=True)
+            _fail_before_work(settings, targets[0], why, interrupted=True)
         targets = cluster_targets(targets[0], names, settings.resolve, settings.cluster_domain)
     _warn_weak_security(targets)
     return targets
@@ -430,10 +430,10 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _fail_before_work(settings: Settings, host: str, exc: HvjobError, interrupted: bool = False) -> NoReturn:
-    result = OperationResult(host, "discover", error=exc)
+def _fail_before_work(settings: Settings, seed: HostTarget, exc: HvjobError, interrupted: bool = False) -> NoReturn:
+    result = OperationResult(seed.name, "discover", error=exc)
     report = FanoutReport("discover", [result], interrupted=interrupted)
-    output.emit(report, output=settings.output, verbose=settings.verbose)
+    output.emit(report, output=settings.output, verbose=settings.verbose, hosts=output.host_settings([seed]))
     sys.exit(report.exit_code)
 
 
@@ -493,7 +493,7 @@ def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> N
     streams = settings.output == "jsonl" and not (settings.cluster and command.name == "list")
     with contextlib.ExitStack() as stack:
         report = _run_command(settings, targets, command, stack, streams)
-    _report(settings, report, streamed=streams)
+    _report(settings, targets, report, streamed=streams)
 
 
 def _run_command(
@@ -530,7 +530,7 @@ def _run_command(
     return report
 
 
-def _report(settings: Settings, report: FanoutReport, *, streamed: bool) -> NoReturn:
+def _report(settings: Settings, targets: list[HostTarget], report: FanoutReport, *, streamed: bool) -> NoReturn:
     if settings.sort_by:
         key = _SORT_KEYS[settings.sort_by]
         for result in report.results:
@@ -542,6 +542,7 @@ def _report(settings: Settings, report: FanoutReport, *, streamed: bool) -> NoRe
         verbose=settings.verbose,
         streamed=streamed,
         sort=_SORT_KEYS[settings.sort_by] if settings.sort_by else None,
+        hosts=output.host_settings(targets),
     )
     for path in report.recordings:
         click.echo(f"hvjob: recorded {path} (read it before committing it: docs/fixtures.md)", err=True)

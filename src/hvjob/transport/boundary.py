@@ -250,6 +250,8 @@ def translate(
             return made(ConnectionFailed, f"proxy failed: {text}")
         if _in_chain(exc, ConnectionRefusedError):  # the common case, said plainly (urllib3 says it thrice)
             return made(ConnectionFailed, "connection refused: nothing accepts connections at that address and port")
+        if _in_chain(exc, ConnectionResetError):
+            return made(ConnectionFailed, "connection reset by the server before it answered")
         return made(ConnectionFailed, f"connection failed: {text}")
     # Anything else (ValueError, KeyError, struct.error ... from a library meeting the unexpected).
     if seam == "connect":
