@@ -451,3 +451,10 @@ def test_dry_run_prints_every_envelope_stop_could_send(http_server: FakeWinRMSer
     plan = json.loads(whole.stdout)  # one document, as every --output json is
     assert plan["dry_run"] is True and [h["host"] for h in plan["hosts"]] == ["n1", "n2"]
     assert [r["request"] for r in plan["hosts"][1]["requests"]] == ["Get", "RequestStateChange", "KillJob", "Get"]
+
+
+def test_refused_weak_settings_name_the_flag_that_allows_them() -> None:
+    proc = hvjob("--scheme", "http", "--transport", "basic", "-u", "alice", "list", "h1")
+    assert proc.returncode == 2
+    assert "a Basic password in clear" in proc.stderr and "ask for --allow-unencrypted" in proc.stderr
+    assert "allow_unencrypted" not in proc.stderr  # the library's name for it, not a flag of this command

@@ -82,6 +82,14 @@ def test_check_mode_sends_nothing_mutating(cluster: SimulatedCluster) -> None:
     assert code == 0 and (result["changed"], result["would_change"]) == (False, True)
     text = hvjob(*ARGS, "--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING).stdout
     assert re.search(r"ok\s+would\s+RequestStateChange", text)
+    # stop --all across the cluster: the host's would_change is that of the jobs it would stop.
+    code, report = doc("--check", *resolve(cluster), "--cluster", "stop", "HVNODE01", "--all", "--yes")
+    by_host = {r["host"]: r for r in report["results"]}
+    assert by_host["HVNODE01"]["would_change"] is True and by_host["HVNODE01"]["changed"] is False
+    assert by_host["HVNODE01"]["method"] is None  # the host did no call of its own; each job's is in jobs
+    assert [j["would_change"] for j in by_host["HVNODE01"]["jobs"]] == [True]
+    text = hvjob(*ARGS, *resolve(cluster), "--check", "--cluster", "stop", "HVNODE01", "--all", "--yes").stdout
+    assert "HVNODE01: jobs selected" in text
     assert methods(cluster) == [] and cluster.job(default.RUNNING)["state"] == "Running"
 
 

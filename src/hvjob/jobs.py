@@ -1012,7 +1012,8 @@ class JobClient:
             return result
         if job.cancellable is False and not force:
             result.error = JobNotCancellable(
-                f"job {job_id} is not cancellable (Cancellable = false); nothing was sent (use force to try)",
+                f"job {job_id} is not cancellable (Cancellable = false); nothing was sent "
+                "(the force option, --force in the CLI, sends it anyway)",
                 host=self.host,
             )
             return result
@@ -1092,7 +1093,7 @@ class JobClient:
     @_timed("stop")
     def stop_many(self, job_ids: Iterable[str], /, **stop_options: Any) -> OperationResult:
         """:meth:`stop` each of ``job_ids`` (a cluster fan-out assigns each job to one node)."""
-        return self._stop_each(OperationResult(self.host, "stop", method="Get"), list(job_ids), stop_options)
+        return self._stop_each(OperationResult(self.host, "stop"), list(job_ids), stop_options)
 
     def _stop_each(
         self, result: OperationResult, job_ids: Sequence[str], stop_options: Mapping[str, Any]
@@ -1103,6 +1104,9 @@ class JobClient:
             result.changed = True
         elif any(o.changed is None for o in outcomes):
             result.changed = None
+        if self.check:  # as changed: any job a real run would stop
+            would = [o.would_change for o in outcomes]
+            result.would_change = True if any(would) else (None if None in would else False)
         failed = [o for o in outcomes if not o.ok]
         if failed:  # the most serious first: a wait that ran out of time only if nothing else failed
             result.error = min(failed, key=lambda o: o.error is not None and o.error.type == "wait_timeout").error

@@ -82,8 +82,29 @@ class Settings:
     sort_by: str | None = None  # list --sort
 
 
+#: The library's option names in its messages, and the flags that set them here.
+_FLAGS = {
+    "allow_unencrypted": "--allow-unencrypted",
+    "ca_trust_path": "--ca-trust",
+    "cert_pem": "--cert-pem",
+    "cert_key_pem": "--cert-key-pem",
+    "message_encryption": "--message-encryption",
+    "insecure": "--insecure",
+    "connect_timeout": "--connect-timeout",
+    "operation_timeout": "--operation-timeout",
+    "spn_hostname": "--spn-hostname",
+    "set username": "set -u",
+}
+_FLAG_WORDS = re.compile(r"\b(" + "|".join(re.escape(name) for name in _FLAGS) + r")\b")
+
+
+def in_cli_words(message: str) -> str:
+    """A library message that names its options (``allow_unencrypted``), as the flags of this CLI."""
+    return _FLAG_WORDS.sub(lambda match: _FLAGS[match.group(1)], message)
+
+
 def _usage(message: str) -> NoReturn:
-    raise click.UsageError(message)
+    raise click.UsageError(in_cli_words(message))
 
 
 def _read_password(password_file: str | None, given: bool) -> str | None:
@@ -1119,7 +1140,7 @@ def run_cli() -> None:
         exc.show()
         sys.exit(EXIT_USAGE)
     except UsageError as exc:
-        click.echo(f"hvjob: error: {exc.message}", err=True)
+        click.echo(f"hvjob: error: {in_cli_words(exc.message)}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("hvjob: interrupted", err=True)

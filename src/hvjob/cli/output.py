@@ -136,14 +136,14 @@ def _details(r: OperationResult, verbose: int) -> str:
         rows = [
             [
                 str(j.get("job") or ""),
-                {True: "yes", False: "no", None: "unknown"}[j.get("changed")],
+                "would" if j.get("would_change") else {True: "yes", False: "no", None: "unknown"}[j.get("changed")],
                 _call(j.get("method"), j.get("return_value"), j.get("return_name")),
                 str(j.get("job_state") or ""),
                 (f"{j['error']['type']}: {j['error']['message']}" if j.get("error") else "; ".join(j.get("notes", []))),
             ]
             for j in r.jobs
         ]
-        return f"{r.host}: jobs stopped\n" + table(["JOB", "CHANGED", "CALL", "JOB STATE", "DETAIL"], rows, indent=2)
+        return f"{r.host}: jobs selected\n" + table(["JOB", "CHANGED", "CALL", "JOB STATE", "DETAIL"], rows, indent=2)
     if r.command not in ("show", "wait") or not r.properties:
         return ""
     props = r.properties

@@ -139,6 +139,14 @@ def run_on_node(params, check_mode, operation):
     """Open a session to ``params['hostname']``, run ``operation(client)``; hvjob errors propagate."""
     if not params.get("hostname"):
         raise UsageError("hostname is required (the action plugin defaults it to ansible_host or inventory_hostname)")
+    if params["transport"] in ("ntlm", "credssp", "basic"):  # what the library would refuse, in Ansible's words
+        if not params.get("username"):
+            raise UsageError("no user name: set ansible_user (or ansible-playbook -u, or HVJOB_USERNAME)")
+        if params.get("password") is None:
+            raise UsageError(
+                f"no password for {params['username']}: set ansible_password "
+                "(or ansible-playbook --ask-pass, or HVJOB_PASSWORD)"
+            )
     with WsmanSession(params["hostname"], connection_options(params)) as session:
         client = JobClient(session, namespace=params["namespace"], class_name=params["job_class"], check=check_mode)
         return operation(client)

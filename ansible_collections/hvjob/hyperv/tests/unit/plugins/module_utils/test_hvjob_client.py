@@ -91,6 +91,19 @@ def test_without_a_hostname_nothing_is_sent_and_the_error_says_where_it_comes_fr
         run_on_node(params, False, lambda client: pytest.fail("no client without a hostname"))
 
 
+@pytest.mark.parametrize(
+    ("account", "says"),
+    [
+        ({"username": None, "password": None}, "no user name: set ansible_user"),
+        ({"username": "alice", "password": None}, "no password for alice: set ansible_password"),
+    ],
+)
+def test_missing_credentials_are_named_as_ansible_names_them(account: dict[str, object], says: str) -> None:
+    params = {**_defaults(), **account, "hostname": "node1", "namespace": "root/HyperVCluster/v2", "job_class": "X"}
+    with pytest.raises(UsageError, match=says):
+        run_on_node(params, False, lambda client: pytest.fail("no client without credentials"))
+
+
 def test_each_module_spec_has_the_connection_options_and_its_own() -> None:
     connection = set(connection_argument_spec())
     assert connection <= set(job_argument_spec()) and connection <= set(job_info_argument_spec())
