@@ -190,3 +190,31 @@ def test_ctrl_c_during_cluster_discovery_is_reported_in_the_output(users_file: P
     assert result["error"]["type"] == "interrupted" and "nothing was changed" in result["error"]["message"]
     assert result["changed"] is False and report["summary"]["interrupted"] is True
     assert logged == [] and "Traceback" not in err
+
+
+def test_a_second_ctrl_c_with_the_stop_on_the_wire_says_the_job_was_found_and_the_change_unknown(
+    cluster: SimulatedCluster,
+) -> None:
+    cluster.inject(kind="latency_ms", latency_ms=20000, node="HVNODE01", method="RequestStateChange")
+    env = {**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD}
+    argv = [*HVJOB, *ARGS, "--output", "json", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not any(entry["method"] == "RequestStateChange" for entry in cluster.log()):  # it ran; the answer waits
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    err = ""
+    while "Ctrl-C again" not in err:  # the first Ctrl-C is handled; then the second
+        line = proc.stderr.readline()
+        assert line, err
+        err += line
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=60)
+    err += rest
+    assert proc.returncode == 130, err
+    (result,) = json.loads(out)["results"]
+    assert [(r["request"], r["outcome"]) for r in result["requests"]] == [("Get", "answered"),
+                                                                          ("RequestStateChange", "in flight")]  # fmt: skip
+    assert result["found"] is True and result["changed"] is None  # the Get saw it; the stop's answer never came

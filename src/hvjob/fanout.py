@@ -28,7 +28,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from hvjob.errors import HvjobError, InternalError, Interrupted, OutcomeUnknown, ProtocolError, UsageError
-from hvjob.jobs import JobClient, JobFilter, OperationResult, SentRequest, changed_by
+from hvjob.jobs import JobClient, JobFilter, OperationResult, SentRequest, changed_by, found_by
 from hvjob.recorder import FixtureRecorder
 from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
 from hvjob.transport.session import CancelFlag
@@ -221,6 +221,8 @@ class _Work:
         )
         result = OperationResult(target.name, self.command, error=error, requests=sent, changed=changed_by(sent))
         result.job = next((r.job for r in sent if r.job), None)
+        if result.job is not None:
+            result.found = found_by(result.job, sent)
         return result
 
 

@@ -590,7 +590,7 @@ def _timed(command: str) -> Callable[[_Operation[P]], _Operation[P]]:
                 self._last_log = log  # until the fan-out has read it (an interrupted host's report)
             result.requests = log
             if result.job is not None and result.found is None:
-                result.found = _found(result.job, log)
+                result.found = found_by(result.job, log)
             result.elapsed_ms = (time.monotonic() - start) * 1000
             return result
 
@@ -610,7 +610,7 @@ def changed_by(sent: Iterable[SentRequest]) -> bool | None:
     return False
 
 
-def _found(job_id: str, log: list[SentRequest]) -> bool | None:
+def found_by(job_id: str, log: list[SentRequest]) -> bool | None:
     """True if any answer showed the job; False if the answers only said it is not there."""
     about = [r.found for r in log if r.job == job_id and r.found is not None]
     if any(about):
