@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,8 +48,9 @@ def host(server: FakeWinRMServer) -> str:
     return f"127.0.0.1:{server.port}"
 
 
-def as_json(proc: subprocess.CompletedProcess[str]) -> dict:
-    return json.loads(proc.stdout)
+def as_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
 
 
 def invokes(server: FakeWinRMServer) -> list[str]:
@@ -359,13 +361,41 @@ def test_insecure_warns_once_per_run(https_server: FakeWinRMServer) -> None:
 def test_a_global_option_after_the_command_gets_a_hint() -> None:
     proc = hvjob("-u", "alice", "list", "h1", "--scheme", "http")
     assert proc.returncode == 2
-    assert "--scheme is a global option: put it before the command" in proc.stderr
+    assert "--scheme is a global option: put it before the command (hvjob --scheme SCHEME list ...)" in proc.stderr
+    proc = hvjob("-u", "alice", "stop", "--cluster", "h1", "--job", "x")
+    assert proc.returncode == 2
+    assert "(hvjob --cluster stop ...)" in proc.stderr, proc.stderr  # a flag: no value shown after it
 
 
 def test_https_against_an_http_listener_gets_a_hint(http_server: FakeWinRMServer) -> None:
     proc = hvjob("-u", "alice", "show", host(http_server), "--job", job_id(0x360))
     assert proc.returncode == 3
     assert "try --scheme http" in proc.stderr
+
+
+def test_an_https_url_to_an_http_listener_gets_a_hint_about_the_url(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("-u", "alice", "show", f"https://{host(http_server)}/wsman", "--job", job_id(0x360))
+    assert proc.returncode == 3 and "write http:// in the URL" in proc.stderr and "--scheme" not in proc.stderr
+
+
+def test_plain_http_to_an_https_listener_gets_a_hint(https_server: FakeWinRMServer) -> None:
+    proc = hvjob("--scheme", "http", "-u", "alice", "show", host(https_server), "--job", job_id(0x360))
+    assert proc.returncode == 3, proc.stderr
+    assert "connection reset by the server" in proc.stdout and "ConnectionResetError" not in proc.stdout
+    assert "is this one HTTPS? try --scheme https" in proc.stderr
+
+
+def test_a_transport_the_host_does_not_offer_gets_a_transport_hint(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("--scheme", "http", "-u", "alice", "--transport", "credssp", "show", host(http_server), "--job", "x")
+    assert proc.returncode == 3, proc.stderr
+    assert "choose another --transport" in proc.stderr and "password" not in proc.stderr
+
+
+def test_unencrypted_messages_refused_get_a_hint(http_server: FakeWinRMServer) -> None:
+    proc = hvjob("--scheme", "http", "-u", "alice", "--allow-unencrypted", "--message-encryption", "never",
+                 "show", host(http_server), "--job", job_id(0x360))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "drop --message-encryption never" in proc.stderr
 
 
 def test_connection_refused_gets_a_hint() -> None:
@@ -417,3 +447,14 @@ def test_dry_run_prints_every_envelope_stop_could_send(http_server: FakeWinRMSer
                                               "stop", "n1", "--job", "J1").stdout.splitlines()]  # fmt: skip
     assert [d["request"] for d in doc] == ["Get", "RequestStateChange", "KillJob", "Get"]
     assert doc[0]["when"] is None and doc[1]["when"].startswith("if the job is running")
+    whole = hvjob("--scheme", "http", "-u", "alice", "--output", "json", "--dry-run", "stop", "n1", "n2", "--job", "J1")
+    plan = json.loads(whole.stdout)  # one document, as every --output json is
+    assert plan["dry_run"] is True and [h["host"] for h in plan["hosts"]] == ["n1", "n2"]
+    assert [r["request"] for r in plan["hosts"][1]["requests"]] == ["Get", "RequestStateChange", "KillJob", "Get"]
+
+
+def test_refused_weak_settings_name_the_flag_that_allows_them() -> None:
+    proc = hvjob("--scheme", "http", "--transport", "basic", "-u", "alice", "list", "h1")
+    assert proc.returncode == 2
+    assert "a Basic password in clear" in proc.stderr and "ask for --allow-unencrypted" in proc.stderr
+    assert "allow_unencrypted" not in proc.stderr  # the library's name for it, not a flag of this command

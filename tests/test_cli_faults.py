@@ -41,7 +41,7 @@ FAST_TIMEOUTS = ["--operation-timeout", "1", "--read-timeout-margin", "1", "--co
     ],
 )
 def test_error_types_at_the_command_line(
-    http_server: FakeWinRMServer, command: list[str], injection: dict, error_type: str, changed: bool | None
+    http_server: FakeWinRMServer, command: list[str], injection: dict[str, Any], error_type: str, changed: bool | None
 ) -> None:
     http_server.inject_next(**injection)
     args = [a.replace("{host}", host(http_server)) for a in command]
@@ -80,7 +80,7 @@ def _read_until(stream: Any, marker: str) -> str:
     """Lines of ``stream`` up to and including the first that contains ``marker``."""
     seen = ""
     for line in stream:
-        seen += line
+        seen += str(line)
         if marker in line:
             return seen
     raise AssertionError(f"{marker!r} never came; got {seen!r}")

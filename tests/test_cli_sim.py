@@ -9,7 +9,11 @@ cluster. Scenario replay (test_cli.py) stays for one-off answers such as every K
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import pytest
 
 from conftest import CANARY_PASSWORD
 from hvjob.testing.sim import SimulatedCluster, default
-from test_cli import hvjob
+from test_cli import HVJOB, hvjob
 
 ARGS = ["--scheme", "http", "-u", "alice"]
 
@@ -70,10 +74,22 @@ def test_stop_changes_then_is_unchanged_in_text_and_json(cluster: SimulatedClust
 
 def test_check_mode_sends_nothing_mutating(cluster: SimulatedCluster) -> None:
     code, report = doc("--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING)
-    assert code == 0 and report["results"][0]["changed"] is True
-    assert report["results"][0]["notes"] == ["would call RequestStateChange"]
-    code, report = doc("--check", "kill", node(cluster, "HVNODE01"), "--job", default.RUNNING)
-    assert code == 0 and report["results"][0]["changed"] is True
+    result = report["results"][0]
+    assert code == 0 and (result["changed"], result["would_change"]) == (False, True)
+    assert result["notes"] == ["would call RequestStateChange"]
+    code, report = doc("--check", "kill", node(cluster, "HVNODE01"), "--job", default.COMPLETED)
+    result = report["results"][0]  # kill sends KillJob to a finished job too: check mode says so
+    assert code == 0 and (result["changed"], result["would_change"]) == (False, True)
+    text = hvjob(*ARGS, "--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING).stdout
+    assert re.search(r"ok\s+would\s+RequestStateChange", text)
+    # stop --all across the cluster: the host's would_change is that of the jobs it would stop.
+    code, report = doc("--check", *resolve(cluster), "--cluster", "stop", "HVNODE01", "--all", "--yes")
+    by_host = {r["host"]: r for r in report["results"]}
+    assert by_host["HVNODE01"]["would_change"] is True and by_host["HVNODE01"]["changed"] is False
+    assert by_host["HVNODE01"]["method"] is None  # the host did no call of its own; each job's is in jobs
+    assert [j["would_change"] for j in by_host["HVNODE01"]["jobs"]] == [True]
+    text = hvjob(*ARGS, *resolve(cluster), "--check", "--cluster", "stop", "HVNODE01", "--all", "--yes").stdout
+    assert "HVNODE01: jobs selected" in text
     assert methods(cluster) == [] and cluster.job(default.RUNNING)["state"] == "Running"
 
 
@@ -152,3 +168,53 @@ def test_a_typed_job_id_on_no_node(cluster: SimulatedCluster) -> None:
     code, report = doc(*resolve(cluster), "--cluster", "show", "HVNODE01", "--job", "0D2F5C1A-typo")
     assert code == 1 and report["summary"]["job_found_on"] == []
     assert methods(cluster) == []
+
+
+def test_ctrl_c_during_cluster_discovery_is_reported_in_the_output(users_file: Path) -> None:
+    with SimulatedCluster(
+        users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0, latency_ms=3000
+    ) as slow:
+        env = {**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD}
+        argv = [*HVJOB, *ARGS, *resolve(slow), "--output", "json", "--cluster", "stop", "HVNODE01", "--all", "--yes"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 30
+        while slow.fronts[0].stats.requests == 0:  # discovery's first request is on the wire
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        logged = slow.log()
+    assert proc.returncode == 130, err
+    report = json.loads(out)  # one JSON document, as for every other outcome
+    (result,) = report["results"]
+    assert result["error"]["type"] == "interrupted" and "nothing was changed" in result["error"]["message"]
+    assert result["changed"] is False and report["summary"]["interrupted"] is True
+    assert logged == [] and "Traceback" not in err
+
+
+def test_a_second_ctrl_c_with_the_stop_on_the_wire_says_the_job_was_found_and_the_change_unknown(
+    cluster: SimulatedCluster,
+) -> None:
+    cluster.inject(kind="latency_ms", latency_ms=20000, node="HVNODE01", method="RequestStateChange")
+    env = {**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD}
+    argv = [*HVJOB, *ARGS, "--output", "json", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not any(entry["method"] == "RequestStateChange" for entry in cluster.log()):  # it ran; the answer waits
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    err = ""
+    while "Ctrl-C again" not in err:  # the first Ctrl-C is handled; then the second
+        line = proc.stderr.readline()
+        assert line, err
+        err += line
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=60)
+    err += rest
+    assert proc.returncode == 130, err
+    (result,) = json.loads(out)["results"]
+    assert [(r["request"], r["outcome"]) for r in result["requests"]] == [("Get", "answered"),
+                                                                          ("RequestStateChange", "in flight")]  # fmt: skip
+    assert result["found"] is True and result["changed"] is None  # the Get saw it; the stop's answer never came

@@ -35,6 +35,7 @@ def test_until_done_gives_up_after_its_timeout(http_server: FakeWinRMServer) -> 
 
 import os  # noqa: E402
 import queue  # noqa: E402
+import shlex  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
@@ -145,6 +146,10 @@ def test_the_live_view_in_a_real_terminal(cluster: SimulatedCluster) -> None:
         screen.close()
 
 
+def _add_sentinel(cluster: SimulatedCluster) -> None:
+    cluster.add_job(id="SENTINEL-JOB", node="HVNODE02")
+
+
 def _truth(cluster: SimulatedCluster) -> dict[str, str]:
     """Each job's state in the simulator's ground truth ("vanished" once removed)."""
     return {j["id"]: ("vanished" if j["removed"] else j["state"]) for j in cluster.jobs()}
@@ -171,7 +176,13 @@ def test_the_json_stream_has_one_line_per_state_change_and_misses_none(cluster: 
     proc = subprocess.Popen([*HVJOB, *_watch_args(cluster)], stdout=subprocess.PIPE, text=True, env=env)
     lines: queue.Queue[dict[str, Any]] = queue.Queue()
     assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(json.loads(line)) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    stream = proc.stdout
+
+    def read() -> None:
+        for line in stream:
+            lines.put(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     seen: list[tuple[str, str, str]] = []
 
@@ -192,7 +203,7 @@ def test_the_json_stream_has_one_line_per_state_change_and_misses_none(cluster: 
             lambda: cluster.advance(40),  # COMPLETING completes
             lambda: _stop(cluster, default.RUNNING, "HVNODE01"),  # killed by someone else
             lambda: cluster.advance(4000),  # LONG_RUNNING completes; finished jobs pass TimeBeforeRemoval
-            lambda: cluster.add_job(id="SENTINEL-JOB", node="HVNODE02"),  # every refresh before it is in
+            lambda: _add_sentinel(cluster),  # every refresh before it is in
         ]
         for step in steps:
             step()
@@ -219,5 +230,65 @@ def test_wait_shows_the_progress_on_a_terminal(cluster: SimulatedCluster) -> Non
         cluster.advance(40)  # it completes
         _until(lambda: "100%" in screen.row(row) and "Completed" in screen.row(row), "the bar reached 100%")
         _until(lambda: "Completed" in screen.text() and "ok=1" in screen.text(), "the result table after the bar")
+    finally:
+        screen.close()
+
+
+# --- rejected credentials are not retried; the last screen and the outcome stay after the view ----
+
+
+def test_a_host_that_rejects_the_credentials_is_asked_once_not_every_refresh(
+    cluster: SimulatedCluster, tmp_path: Path
+) -> None:
+    # A second cluster that has no alice: its node rejects hvjob's credentials.
+    other_users = tmp_path / "other-users.txt"
+    other_users.write_text(":carol:another-password\n")
+    with SimulatedCluster(users_file=other_users, username="carol", password="another-password", speed=0) as other:
+        stranger = other.url("HVNODE01")
+        nodes = [cluster.url(node) for node in cluster.nodes]
+        env = {**os.environ, "HVJOB_PASSWORD": CANARY_PASSWORD}
+        argv = [*HVJOB, *ARGS, "watch", *nodes, stranger, "--interval", "0.2", "--until-done",
+                "--job", default.COMPLETING]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            served = cluster.fronts[0].stats
+            _until(lambda: served.requests >= 6, "several refreshes of the nodes that accept alice")
+            cluster.advance(40)  # the job watched completes
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err  # the job watched finished; the stranger does not hold it
+        assert other.fronts[0].stats.auth_rejected == 1  # once, not once per refresh
+        failed = [json.loads(line) for line in out.splitlines() if '"host_failed"' in line]
+        assert len(failed) == 1 and failed[0]["node"] == stranger and "not polled again" in failed[0]["error"]
+        assert set(failed[0]) == {"time", "event", "node", "job", "state", "job_state", "percent", "previous_state",
+                                  "error"}  # fmt: skip
+        assert "every job watched is finished" in err
+
+
+def test_when_every_host_rejects_the_credentials_the_watch_ends_unreachable(cluster: SimulatedCluster) -> None:
+    env = {**os.environ, "HVJOB_PASSWORD": "not-the-password"}
+    nodes = [cluster.url(node) for node in cluster.nodes]
+    proc = subprocess.run([*HVJOB, *ARGS, "watch", *nodes, "--interval", "0.2"], capture_output=True, text=True,
+                          env=env, timeout=60)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "no host left to watch" in proc.stderr and "rejected the credentials" in proc.stderr
+    assert [front.stats.auth_rejected for front in cluster.fronts] == [1, 1, 1]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)")
+def test_the_last_screen_and_the_outcome_stay_after_the_live_view(cluster: SimulatedCluster, tmp_path: Path) -> None:
+    argv = [*HVJOB, *_watch_args(cluster, "--until-done", "--job", default.COMPLETING)]
+    script = tmp_path / "watch.sh"
+    script.write_text(shlex.join(["env", "-u", "COLUMNS", "-u", "LINES", f"PATH={os.environ['PATH']}", *argv])
+                      + "\necho exit=$?\nsleep 60\n")  # fmt: skip
+    screen = Screen(["sh", str(script)])
+    try:
+        _until(lambda: "Running" in screen.row(default.COMPLETING), "the live view")
+        cluster.advance(40)
+        text = _until(lambda: "exit=" in screen.text() and screen.text(), "the watch ended")
+        assert "exit=0" in text and "hvjob: every job watched is finished" in text
+        assert "Completed" in next(line for line in text.splitlines() if default.COMPLETING in line)
+        assert "Ctrl-C to quit" not in text  # the final table, printed on the normal screen
     finally:
         screen.close()

@@ -6,10 +6,13 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import shlex
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 import hvjob
@@ -133,3 +136,65 @@ def test_the_api_table_names_real_parameters() -> None:
 def test_every_python_block_is_found(tmp_path: Path) -> None:
     sample = "x\n" + ILLUSTRATIVE + "\n```python\nclient.stop('j')\n```\n```python\nprint(1)\n```\n"
     assert [(m.group(1) or "").strip() == ILLUSTRATIVE for m in BLOCK.finditer(sample)] == [True, False]
+
+
+SHELL_BLOCK = re.compile(r"```sh\n(.*?)```", re.S)
+SHELL_CUT = {"|", "||", "&&", ";", ">", ">>", "2>", "&", "<", "2>&1", ")"}
+
+
+def _hvjob_command_lines() -> list[tuple[str, int, list[str]]]:
+    """(doc, line, argv after ``hvjob``) for every ``hvjob`` command in a ``sh`` block of the docs."""
+    found = []
+    for path in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        text = path.read_text(encoding="utf-8")
+        for match in SHELL_BLOCK.finditer(text):
+            first = text.count("\n", 0, match.start(1)) + 1
+            for offset, raw in enumerate(match.group(1).replace("\\\n", " ").splitlines()):
+                line = re.sub(r"<(\w+)>", r"\1", raw)  # a placeholder: <InstanceID>
+                lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+                lexer.whitespace_split = True
+                lexer.commenters = "#"
+                words = list(lexer)
+                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value hvjob ...
+                    words.pop(0)
+                if words[:1] != ["hvjob"]:
+                    continue
+                argv = words[1:]
+                for index, word in enumerate(argv):
+                    if word in SHELL_CUT:
+                        argv = argv[:index]
+                        break
+                found.append((path.relative_to(ROOT).as_posix(), first + offset, argv))
+    return found
+
+
+COMMAND_LINES = _hvjob_command_lines()
+
+
+def test_the_docs_show_hvjob_commands() -> None:
+    assert any(path == "README.md" for path, *_ in COMMAND_LINES)
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "argv"), COMMAND_LINES, ids=[f"{path}:{line}" for path, line, _ in COMMAND_LINES]
+)
+def test_documented_command_line_parses(path: str, line: int, argv: list[str]) -> None:
+    """Each documented command parses as typed (a global option after the command, a misspelt option
+    or a bad value fails here), without running it."""
+    from hvjob.cli.commands import main
+
+    def unparsed(context: click.Context) -> list[str]:
+        with warnings.catch_warnings():  # click 9 puts them all in args
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return [*context.protected_args, *context.args]
+
+    context = main.make_context("hvjob", list(argv))
+    command: click.Command = main
+    words = unparsed(context)
+    while isinstance(command, click.Group) and words:
+        name, *words = words
+        sub = command.get_command(context, name)
+        assert sub is not None, f"{path}:{line}: no command {name!r}"
+        context = sub.make_context(name, words, parent=context)
+        command, words = sub, unparsed(context)
+    assert not words, f"{path}:{line}: left over: {words}"

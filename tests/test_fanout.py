@@ -98,7 +98,7 @@ def test_a_worker_that_dies_leaves_its_hosts_outcome_unknown(fleet: FleetProcess
         assert isinstance(lost.error, errors.OutcomeUnknown)
         assert "exit code 3" in lost.error.message and lost.host in ("node0", "node2")
         assert lost.changed is None  # a kill may have been sent before the worker died: unknown, not "no"
-    assert sorted(w.exitcode for w in report.workers) == [0, 3]
+    assert sorted(w.exitcode or 0 for w in report.workers) == [0, 3]
     assert fleet.stats()["invokes"] == 2  # node2 was never started
 
 
@@ -115,7 +115,10 @@ class _Unreadable:
 
 def test_results_that_cannot_cross_are_reported_not_lost(fleet: FleetProcess) -> None:
     targets = _targets(fleet.ports[:3])
-    odd = {targets[0].address: {"odd": _Unreadable()}, targets[1].address: {"odd": lambda: None}}
+    odd: dict[str, dict[str, Any] | None] = {
+        targets[0].address: {"odd": _Unreadable()},
+        targets[1].address: {"odd": lambda: None},
+    }
 
     def kill_oddly(client: JobClient) -> OperationResult:
         result = client.kill(KILLABLE)
@@ -162,6 +165,7 @@ def test_ctrl_c_on_the_process_group_stops_new_work_in_every_worker(users_file: 
     with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=250) as slow:
         proc, first = _kill_everywhere(slow)
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the parent and both workers
+        assert proc.stdout is not None and proc.stderr is not None
         out = proc.stdout.read()  # not communicate(): it would skip what readline() buffered
         err = proc.stderr.read()
         proc.wait(timeout=60)
@@ -243,6 +247,7 @@ def test_a_closed_output_stops_new_hosts_and_exits_141(users_file: Path, process
     # ``hvjob ... | head -1``: once results cannot be written, no further host is started.
     with FleetProcess(users_file, 8, scenarios=SCENARIOS, latency_ms=200) as slow:
         proc, _ = _kill_everywhere(slow, processes)
+        assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         err = proc.stderr.read()
         assert proc.wait(timeout=60) == 141, err
@@ -288,7 +293,9 @@ def _instances() -> list[errors.HvjobError]:
         cls = getattr(errors, name)
         if not (isinstance(cls, type) and issubclass(cls, errors.HvjobError)):
             continue
-        extra = {"method": "KillJob", "return_value": 4, "return_name": "Failed"} if cls is errors.MethodFailed else {}
+        extra: dict[str, Any] = (
+            {"method": "KillJob", "return_value": 4, "return_name": "Failed"} if cls is errors.MethodFailed else {}
+        )
         if issubclass(cls, errors.WSManFault):
             extra = {"wsman_code": 0x80338000, "operation": "Invoke", "extended_status": {"a": None}}
         made.append(cls(f"{name} happened", host="node1", request_xml=b"<a/>", **extra))

@@ -173,7 +173,12 @@ def test_every_captured_fault_answering_killjob(name: str, run_case) -> None:  #
 
 
 def test_in_a_fanout_every_other_host_completes(users_file: Path) -> None:
-    faults = [{"close": "mid_response"}, {"body": "malformed"}, {"latency_ms": 4000}, {"corrupt": "payload"}]
+    faults: list[dict[str, Any]] = [
+        {"close": "mid_response"},
+        {"body": "malformed"},
+        {"latency_ms": 4000},
+        {"corrupt": "payload"},
+    ]
     servers = [FakeWinRMServer(SCENARIOS, users_file=users_file).start() for _ in range(len(faults) + 3)]
     try:
         for server, fault in zip(servers, faults, strict=False):

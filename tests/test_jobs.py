@@ -265,7 +265,7 @@ def test_stop_wait_that_loses_the_connection_keeps_the_accepted_stop(client: Job
 def test_list_pulls_every_page(client: JobClient, http_server: FakeWinRMServer) -> None:
     result = client.list()
     assert result.ok and [j["InstanceID"] for j in result.jobs or []] == [job_id(0x400 + i) for i in range(5)]
-    assert [a.rsplit("/", 1)[-1] for a, _ in http_server.stats.served] == ["Enumerate", "Pull", "Pull"]
+    assert [(a or "").rsplit("/", 1)[-1] for a, _ in http_server.stats.served] == ["Enumerate", "Pull", "Pull"]
     running = client.list([JobState.RUNNING])
     assert len(running.jobs or []) == 3
 
@@ -273,7 +273,7 @@ def test_list_pulls_every_page(client: JobClient, http_server: FakeWinRMServer) 
 def test_abandoned_enumeration_is_released(client: JobClient, http_server: FakeWinRMServer) -> None:
     result = client.list([JobState.NEW])
     assert isinstance(result.error, errors.OperationTimedOut)
-    assert [a.rsplit("/", 1)[-1] for a, _ in http_server.stats.served] == ["Enumerate", "Pull", "Release"]
+    assert [(a or "").rsplit("/", 1)[-1] for a, _ in http_server.stats.served] == ["Enumerate", "Pull", "Release"]
 
 
 def test_show_types_the_job(client: JobClient) -> None:
@@ -305,8 +305,10 @@ def test_decode_embedded_instance_rejects_hostile_text() -> None:
 def test_check_mode_reads_only(client: JobClient, http_server: FakeWinRMServer) -> None:
     client.check = True
     result = client.stop(job_id(0x300))
-    assert result.ok and result.changed is True and result.notes == ["would call RequestStateChange"]
-    assert client.kill(job_id(0x360)).changed is True  # first read: Running
+    assert result.ok and result.notes == ["would call RequestStateChange"]
+    assert (result.changed, result.would_change) == (False, True)  # nothing was sent; a real run would
+    killed = client.kill(job_id(0x360))  # first read: Running
+    assert (killed.changed, killed.would_change) == (False, True)
     assert invokes(http_server) == []
 
 
@@ -324,7 +326,7 @@ def test_kill_skip_terminal_is_idempotent(http_server: FakeWinRMServer) -> None:
         second = client.kill(job_id(0x1), skip_terminal=True)  # now Killed: left alone
         assert (second.changed, second.method, second.error) == (False, "Get", None)
         assert second.job_state == JobState.KILLED
-    assert [a.rsplit("/", 1)[-1] for a, _ in http_server.stats.served].count("KillJob") == 1
+    assert [(a or "").rsplit("/", 1)[-1] for a, _ in http_server.stats.served].count("KillJob") == 1
 
 
 # --- the library's surface --------------------------------------------------------------------------

@@ -268,3 +268,46 @@ def test_bad_class_namespace_and_job_id_are_usage_errors_before_any_host() -> No
         ["show", "h1", "--job", " "],
     ):
         assert hvjob(*ARGS, *args).returncode == 2, args
+
+
+def test_after_ctrl_c_a_lost_request_is_not_resent(users_file: Path) -> None:
+    import time
+
+    from conftest import SCENARIOS, job_id, options
+    from hvjob.testing import FakeWinRMServer
+    from hvjob.transport import WsmanSession
+
+    cancel = threading.Event()
+    with FakeWinRMServer(SCENARIOS, users_file=users_file) as server:
+        with WsmanSession(server.url, options(scheme="http")) as session:
+            client = JobClient(session, cancel=cancel)
+            assert client.show(job_id(0x360)).ok  # authenticated, connection open
+            server.inject_next(close="before_response", latency_ms=300)
+            before = server.stats.requests
+
+            def ctrl_c_once_the_request_is_in() -> None:
+                while server.stats.requests == before:
+                    time.sleep(0.005)
+                cancel.set()
+
+            watcher = threading.Thread(target=ctrl_c_once_the_request_is_in)
+            watcher.start()
+            result = client.show(job_id(0x360))
+            watcher.join()
+        received = server.stats.requests - before
+    assert received == 1, "the Get was resent after Ctrl-C"  # the transport would otherwise reconnect and resend
+    assert result.error is not None and [r.outcome for r in result.requests] == ["failed"]
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.1:abc", "http://[::1", "host name", "h1:0"])
+def test_malformed_hosts_are_usage_errors(bad: str) -> None:
+    proc = hvjob(*ARGS, "show", bad, "--job", "x")  # hvjob() also asserts there is no traceback
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr
+
+
+def test_a_refused_connection_is_one_plain_line() -> None:
+    from hvjob.testing import free_port
+
+    code, report = doc("show", f"127.0.0.1:{free_port()}", "--job", "x")
+    message = report["results"][0]["error"]["message"]
+    assert code == 3 and message == "connection refused: nothing accepts connections at that address and port"

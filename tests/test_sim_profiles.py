@@ -127,7 +127,7 @@ def test_stop_with_every_method_choice_matches_the_ground_truth(cluster: Simulat
         for (method, mode), _ in ORDER.items():
             job_id = f"STOP-{method}-{mode}"
             cluster.add_job(id=job_id, node="HVNODE01", state="Running", percent=20)
-            result = client.stop(job_id, method=method, mode=mode)
+            result = client.stop(job_id, method=method, mode=mode)  # type: ignore[arg-type]  # ORDER's keys
             tried, changed, error_type = expected_stop(profile, method, mode)
             log = entries(cluster, job_id)
             assert [e["method"] for e in log] == tried, (method, mode, result.to_dict())

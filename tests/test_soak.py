@@ -105,7 +105,7 @@ def _soak(users_file: Path) -> None:
         fleet.close()
 
     total = rounds * node_count
-    injected: dict[str, int] = stats["injected"]  # type: ignore[assignment]
+    injected: dict[str, int] = stats["injected"]
     expected: Counter[str] = Counter()
     for kind, count in injected.items():
         if kind in EXPECTED_TYPE:

@@ -15,6 +15,7 @@ from conftest import CANARY_NT_HASH, CANARY_PASSWORD, JOB_URI, SCENARIOS, job_id
 from hvjob import errors
 from hvjob.testing import FakeWinRMServer, make_pki
 from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
+from hvjob.transport.options import kerberos_available
 from hvjob.wire import build
 from hvjob.wire.parse import CimInstance, MethodOutput
 
@@ -321,7 +322,16 @@ def test_an_at_sign_in_the_path_is_not_user_information() -> None:
         ({"transport": "certificate", "cert_pem": "/no/cert.pem", "cert_key_pem": "/no/key.pem"}, "cannot read"),
         ({"transport": "basic", "message_encryption": "always"}, "cannot encrypt messages"),
         ({"proxy": "socks5://proxy:1080"}, "proxy must be an http"),
-        ({"transport": "kerberos", "password": "x", "username": None}, "principal"),
+        pytest.param(
+            {"transport": "kerberos", "password": "x", "username": None},
+            "principal",
+            marks=pytest.mark.skipif(not kerberos_available(), reason="GSSAPI not installed (the kerberos extra)"),
+        ),
+        pytest.param(
+            {"transport": "kerberos"},
+            "Kerberos needs GSSAPI",
+            marks=pytest.mark.skipif(kerberos_available(), reason="GSSAPI is installed"),
+        ),
         ({"connect_timeout": 0}, "connect_timeout must be positive"),
     ],
 )

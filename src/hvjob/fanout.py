@@ -28,10 +28,11 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from hvjob.errors import HvjobError, InternalError, Interrupted, OutcomeUnknown, ProtocolError, UsageError
-from hvjob.jobs import CancelFlag, JobClient, JobFilter, OperationResult, SentRequest, changed_by
+from hvjob.jobs import JobClient, JobFilter, OperationResult, SentRequest, changed_by, found_by
 from hvjob.recorder import FixtureRecorder
 from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
-from hvjob.wire import build, ns
+from hvjob.transport.session import CancelFlag
+from hvjob.wire import build, ns, schema
 from hvjob.wire.parse import EnumerationPage
 
 log = logging.getLogger("hvjob.fanout")
@@ -220,6 +221,8 @@ class _Work:
         )
         result = OperationResult(target.name, self.command, error=error, requests=sent, changed=changed_by(sent))
         result.job = next((r.job for r in sent if r.job), None)
+        if result.job is not None:
+            result.found = found_by(result.job, sent)
         return result
 
 
@@ -645,29 +648,82 @@ def _safe(name: str) -> str:
 
 def discover_cluster_nodes(target: HostTarget) -> list[str]:
     """Names of the failover cluster nodes, from ``MSCluster_Node`` in ``root/MSCluster``."""
+    return [node.name for node in discover_cluster(target).nodes]
+
+
+#: MSCluster_Node.State (Microsoft's MSCluster_Node page); any other value is shown as its number.
+NODE_STATES = {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """A node as ``MSCluster_Node`` reports it; ``state`` is None when the node does not say."""
+
+    name: str
+    state: int | None = None
+
+    @property
+    def state_label(self) -> str | None:
+        return None if self.state is None else NODE_STATES.get(self.state, str(self.state))
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """A failover cluster seen from one node: its name (None when ``MSCluster_Cluster`` gives
+    none) and its nodes in the order the cluster reported them."""
+
+    name: str | None
+    nodes: list[ClusterNode]
+
+
+def discover_cluster(target: HostTarget) -> ClusterInfo:
+    """The cluster's name and nodes with their state, over one session: ``MSCluster_Node``
+    (required: the same errors as :func:`discover_cluster_nodes`), then ``MSCluster_Cluster``
+    (optional: a node that cannot answer it leaves the name None). For inventories, which group
+    the nodes by cluster."""
     uri = ns.wmi_namespace_uri("root/MSCluster")
-    names: list[str] = []
     try:
         with WsmanSession(target.address, target.options) as session:
-            page = session.send(build.build_enumerate(session.header_options, uri, wql="SELECT * FROM MSCluster_Node"))
-            while True:
-                if not isinstance(page, EnumerationPage):
-                    raise ProtocolError("cluster node enumeration returned no page", host=target.name)
-                names.extend(str(item.get("Name")) for item in page.items if item.get("Name"))
-                if page.end_of_sequence or not page.context:
-                    break
-                page = session.send(build.build_pull(session.header_options, uri, page.context))
+            rows = _enumerate_all(session, uri, "MSCluster_Node", "SELECT * FROM MSCluster_Node", target.name)
+            nodes = [
+                ClusterNode(str(row["Name"]), row.get("State") if isinstance(row.get("State"), int) else None)
+                for row in rows
+                if row.get("Name")
+            ]
+            if not nodes:
+                raise ProtocolError("the cluster reported no nodes (MSCluster_Node is empty)", host=target.name)
+            try:
+                clusters = _enumerate_all(
+                    session, uri, "MSCluster_Cluster", "SELECT * FROM MSCluster_Cluster", target.name
+                )
+            except HvjobError as exc:
+                if exc.type not in ("wsman_fault", "protocol"):
+                    raise
+                log.debug("MSCluster_Cluster on %s: %s; the cluster's name is unknown", target.name, exc.message)
+                clusters = []
     except HvjobError as exc:
-        if exc.type in ("wsman_fault", "protocol"):
+        if exc.type in ("wsman_fault", "protocol") and not exc.message.startswith("the cluster reported"):
             exc.message = (
                 f"cluster discovery (MSCluster_Node in root/MSCluster) failed: {exc.message}; "
                 "is this a failover cluster node with the cluster WMI provider?"
             )
             exc.args = (exc.message,)
         raise
-    if not names:
-        raise ProtocolError("the cluster reported no nodes (MSCluster_Node is empty)", host=target.name)
-    return names
+    name = next((str(row["Name"]) for row in clusters if row.get("Name")), None)
+    return ClusterInfo(name, nodes)
+
+
+def _enumerate_all(session: WsmanSession, uri: str, class_name: str, wql: str, host: str) -> list[dict[str, Any]]:
+    """Every instance that ``wql`` selects over ``uri``, its properties typed as ``class_name``'s."""
+    page = session.send(build.build_enumerate(session.header_options, uri, wql=wql))
+    rows: list[dict[str, Any]] = []
+    while True:
+        if not isinstance(page, EnumerationPage):
+            raise ProtocolError(f"{class_name} enumeration returned no page", host=host)
+        rows.extend(schema.typed_properties(class_name, item.properties, fallback=None) for item in page.items)
+        if page.end_of_sequence or not page.context:
+            return rows
+        page = session.send(build.build_pull(session.header_options, uri, page.context))
 
 
 def resolved(name: str, resolve: Mapping[str, str]) -> str | None:

@@ -34,6 +34,7 @@ def load_inventory(
         from ansible.vars.manager import VariableManager
     except ImportError as exc:
         raise UsageError("--inventory needs ansible-core: pip install 'hvjob[ansible]'") from exc
+    _load_collections()
     loader = DataLoader()
     if vault_password_file:
         try:
@@ -93,6 +94,16 @@ def _templated(loader: Any, hostvars: dict[str, Any]) -> dict[str, Any]:
 
     templar = Templar(loader=loader, variables=hostvars)
     return {name: templar.template(hostvars[name]) for name in READ_VARIABLES if name in hostvars}
+
+
+def _load_collections() -> None:
+    """Ansible's collection loader, as its own commands set it up, so that an inventory plugin named
+    by collection (``plugin: hvjob.hyperv.cluster``, ``amazon.aws.aws_ec2``) can load. Once per process."""
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader()
 
 
 def _target(name: str, hostvars: dict[str, Any], cli: ConnectionOptions, explicit: frozenset[str]) -> HostTarget:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Concatenate, Literal, ParamSpec, Protocol
+from typing import Any, Concatenate, Literal, ParamSpec
 
 from hvjob.errors import (
     HvjobError,
@@ -36,6 +36,7 @@ from hvjob.errors import (
     WaitTimedOut,
 )
 from hvjob.transport import WsmanSession
+from hvjob.transport.session import CancelFlag
 from hvjob.wire import build, ns, schema
 from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference
 from hvjob.wire.parse import (
@@ -458,8 +459,10 @@ class OperationResult:
     """What one operation did on one host. ``error`` is None when it succeeded.
 
     ``changed``: True only if a mutating method was accepted, False only if none was sent (or one
-    was refused), None when it cannot be known. ``found``: whether the host had the job (None when
-    nothing was learnt). ``requests``: every request sent, in order, with its outcome.
+    was refused), None when it cannot be known; in check mode nothing is sent, so it is False and
+    ``would_change`` says whether a real run would send a mutating method. ``found``: whether the
+    host had the job (None when nothing was learnt). ``requests``: every request sent, in order,
+    with its outcome.
     """
 
     host: str
@@ -469,6 +472,7 @@ class OperationResult:
     return_value: int | None = None
     return_name: str | None = None
     changed: bool | None = False
+    would_change: bool | None = None  # check mode: whether a real run would send a mutating method
     job_state_value: int | None = None
     error: HvjobError | None = None
     gone: bool = False
@@ -525,6 +529,8 @@ class OperationResult:
         }
         if self.job is not None:
             data["found"] = self.found
+        if self.would_change is not None:
+            data["would_change"] = self.would_change
         if self.command == "list" or self.jobs is not None:  # stop --all reports each job it touched
             data["jobs"] = self.jobs or []
         if self.command in ("show", "wait") or (self.properties and self.command == "stop"):
@@ -584,7 +590,7 @@ def _timed(command: str) -> Callable[[_Operation[P]], _Operation[P]]:
                 self._last_log = log  # until the fan-out has read it (an interrupted host's report)
             result.requests = log
             if result.job is not None and result.found is None:
-                result.found = _found(result.job, log)
+                result.found = found_by(result.job, log)
             result.elapsed_ms = (time.monotonic() - start) * 1000
             return result
 
@@ -604,18 +610,12 @@ def changed_by(sent: Iterable[SentRequest]) -> bool | None:
     return False
 
 
-def _found(job_id: str, log: list[SentRequest]) -> bool | None:
+def found_by(job_id: str, log: list[SentRequest]) -> bool | None:
     """True if any answer showed the job; False if the answers only said it is not there."""
     about = [r.found for r in log if r.job == job_id and r.found is not None]
     if any(about):
         return True
     return False if about else None
-
-
-class CancelFlag(Protocol):
-    """What a client checks before each request: a ``threading.Event`` or the fan-out's flag."""
-
-    def is_set(self) -> bool: ...
 
 
 # --- the client ----------------------------------------------------------------------------------
@@ -652,6 +652,7 @@ class JobClient:
         self.sleep = sleep
         self.check = check
         self.cancel = cancel
+        session.cancel = cancel  # the session resends a lost request only while this is not set
         self.on_poll = on_poll  # (host, job) after each read of a wait: a progress display's feed
         self._logs: list[list[SentRequest]] = []  # one per operation in progress (stop_all nests stop)
         self._last_log: list[SentRequest] = []
@@ -1011,13 +1012,14 @@ class JobClient:
             return result
         if job.cancellable is False and not force:
             result.error = JobNotCancellable(
-                f"job {job_id} is not cancellable (Cancellable = false); nothing was sent (use force to try)",
+                f"job {job_id} is not cancellable (Cancellable = false); nothing was sent "
+                "(the force option, --force in the CLI, sends it anyway)",
                 host=self.host,
             )
             return result
         order = _method_order(mode, method)
-        if self.check:
-            result.changed, result.method = True, order[0]
+        if self.check:  # nothing is sent: changed stays false; would_change says what a real run would do
+            result.would_change, result.method = True, order[0]
             result.notes.append(f"would call {order[0]}")
             return result
         requested = 5 if mode == "kill" else 4
@@ -1091,7 +1093,7 @@ class JobClient:
     @_timed("stop")
     def stop_many(self, job_ids: Iterable[str], /, **stop_options: Any) -> OperationResult:
         """:meth:`stop` each of ``job_ids`` (a cluster fan-out assigns each job to one node)."""
-        return self._stop_each(OperationResult(self.host, "stop", method="Get"), list(job_ids), stop_options)
+        return self._stop_each(OperationResult(self.host, "stop"), list(job_ids), stop_options)
 
     def _stop_each(
         self, result: OperationResult, job_ids: Sequence[str], stop_options: Mapping[str, Any]
@@ -1102,6 +1104,9 @@ class JobClient:
             result.changed = True
         elif any(o.changed is None for o in outcomes):
             result.changed = None
+        if self.check:  # as changed: any job a real run would stop
+            would = [o.would_change for o in outcomes]
+            result.would_change = True if any(would) else (None if None in would else False)
         failed = [o for o in outcomes if not o.ok]
         if failed:  # the most serious first: a wait that ran out of time only if nothing else failed
             result.error = min(failed, key=lambda o: o.error is not None and o.error.type == "wait_timeout").error
@@ -1183,7 +1188,7 @@ class JobClient:
                 result.set_job(self.get_job(job_id))
             except ResourceNotFound as exc:
                 return self._gone(result, exc, missing_ok)
-        result.changed = True
+        result.would_change = True
         result.notes.append("would call KillJob")
         return result
 

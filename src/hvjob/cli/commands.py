@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from hvjob import __version__
 from hvjob.cli import config, output
 from hvjob.cli import watch as live
-from hvjob.errors import HvjobError, UsageError
+from hvjob.errors import HvjobError, Interrupted, UsageError
 from hvjob.fanout import (
     FanoutReport,
     HostTarget,
@@ -82,8 +82,29 @@ class Settings:
     sort_by: str | None = None  # list --sort
 
 
+#: The library's option names in its messages, and the flags that set them here.
+_FLAGS = {
+    "allow_unencrypted": "--allow-unencrypted",
+    "ca_trust_path": "--ca-trust",
+    "cert_pem": "--cert-pem",
+    "cert_key_pem": "--cert-key-pem",
+    "message_encryption": "--message-encryption",
+    "insecure": "--insecure",
+    "connect_timeout": "--connect-timeout",
+    "operation_timeout": "--operation-timeout",
+    "spn_hostname": "--spn-hostname",
+    "set username": "set -u",
+}
+_FLAG_WORDS = re.compile(r"\b(" + "|".join(re.escape(name) for name in _FLAGS) + r")\b")
+
+
+def in_cli_words(message: str) -> str:
+    """A library message that names its options (``allow_unencrypted``), as the flags of this CLI."""
+    return _FLAG_WORDS.sub(lambda match: _FLAGS[match.group(1)], message)
+
+
 def _usage(message: str) -> NoReturn:
-    raise click.UsageError(message)
+    raise click.UsageError(in_cli_words(message))
 
 
 def _read_password(password_file: str | None, given: bool) -> str | None:
@@ -404,7 +425,12 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
         try:
             names = discover_cluster_nodes(targets[0])
         except HvjobError as exc:
-            _fail_before_work(settings, targets[0].name, exc)
+            _fail_before_work(settings, targets[0], exc)
+        except KeyboardInterrupt:  # discovery only reads: nothing was changed anywhere
+            why = Interrupted(
+                "interrupted while the cluster's nodes were discovered; nothing was changed", host=targets[0].name
+            )
+            _fail_before_work(settings, targets[0], why, interrupted=True)
         targets = cluster_targets(targets[0], names, settings.resolve, settings.cluster_domain)
     _warn_weak_security(targets)
     return targets
@@ -425,10 +451,10 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _fail_before_work(settings: Settings, host: str, exc: HvjobError) -> NoReturn:
-    result = OperationResult(host, "discover", error=exc)
-    report = FanoutReport("discover", [result])
-    output.emit(report, output=settings.output, verbose=settings.verbose)
+def _fail_before_work(settings: Settings, seed: HostTarget, exc: HvjobError, interrupted: bool = False) -> NoReturn:
+    result = OperationResult(seed.name, "discover", error=exc)
+    report = FanoutReport("discover", [result], interrupted=interrupted)
+    output.emit(report, output=settings.output, verbose=settings.verbose, hosts=output.host_settings([seed]))
     sys.exit(report.exit_code)
 
 
@@ -442,6 +468,7 @@ def _dry_run(
     plan: Callable[[JobClient], list[PlannedRequest]],
     job_id: str | None = None,
 ) -> NoReturn:
+    plans = []
     for target in targets:
         session = WsmanSession(target.address, target.options)
         client = JobClient(session, **_client_options(settings))
@@ -459,7 +486,8 @@ def _dry_run(
             else:
                 steps = [PlannedRequest(f"then on every node: {s.when or 'always'}", s.request) for s in steps]
             steps = first + steps
-        output.print_plan(target.name, session.url, steps, output=settings.output)
+        plans.append((target.name, session.url, steps))
+    output.print_plans(plans, output=settings.output)
     sys.exit(0)
 
 
@@ -486,7 +514,7 @@ def _execute(settings: Settings, hosts: tuple[str, ...], command: _Command) -> N
     streams = settings.output == "jsonl" and not (settings.cluster and command.name == "list")
     with contextlib.ExitStack() as stack:
         report = _run_command(settings, targets, command, stack, streams)
-    _report(settings, report, streamed=streams)
+    _report(settings, targets, report, streamed=streams)
 
 
 def _run_command(
@@ -523,7 +551,7 @@ def _run_command(
     return report
 
 
-def _report(settings: Settings, report: FanoutReport, *, streamed: bool) -> NoReturn:
+def _report(settings: Settings, targets: list[HostTarget], report: FanoutReport, *, streamed: bool) -> NoReturn:
     if settings.sort_by:
         key = _SORT_KEYS[settings.sort_by]
         for result in report.results:
@@ -535,6 +563,7 @@ def _report(settings: Settings, report: FanoutReport, *, streamed: bool) -> NoRe
         verbose=settings.verbose,
         streamed=streamed,
         sort=_SORT_KEYS[settings.sort_by] if settings.sort_by else None,
+        hosts=output.host_settings(targets),
     )
     for path in report.recordings:
         click.echo(f"hvjob: recorded {path} (read it before committing it: docs/fixtures.md)", err=True)
@@ -889,10 +918,10 @@ def watch_jobs(
     # that finishes leaves --state Running but stays in view until it is gone).
     on_node = JobFilter((), selection.older_than, selection.owner, selection.name)
 
-    def poll() -> FanoutReport:
+    def poll(skip: frozenset[str]) -> FanoutReport:
         report = run(
             "list",
-            targets,
+            [target for target in targets if target.name not in skip],
             lambda c: c.list(where=on_node),
             concurrency=settings.concurrency,
             processes=settings.processes,
@@ -1032,6 +1061,16 @@ def _global_option_names() -> set[str]:
     return {opt for param in main.params for opt in getattr(param, "opts", ())}
 
 
+def _global_option_example(name: str) -> str:
+    """How the option is typed before the command: ``--cluster`` alone, ``--scheme VALUE``."""
+    for param in main.params:
+        if name in getattr(param, "opts", ()) and isinstance(param, click.Option):
+            return (
+                name if param.is_flag or param.count else f"{name} {param.metavar or (param.name or 'value').upper()}"
+            )
+    return name
+
+
 def file_keys() -> dict[str, str]:
     """Config file key (the long option name, dashes as underscores) -> the click parameter name."""
     keys = {}
@@ -1088,7 +1127,7 @@ def run_cli() -> None:
             command = exc.ctx.info_name if exc.ctx else "COMMAND"
             click.UsageError(
                 f"{exc.option_name} is a global option: put it before the command "
-                f"(hvjob {exc.option_name} ... {command} ...)",
+                f"(hvjob {_global_option_example(exc.option_name)} {command} ...)",
                 ctx=exc.ctx,
             ).show()
         else:
@@ -1101,7 +1140,7 @@ def run_cli() -> None:
         exc.show()
         sys.exit(EXIT_USAGE)
     except UsageError as exc:
-        click.echo(f"hvjob: error: {exc.message}", err=True)
+        click.echo(f"hvjob: error: {in_cli_words(exc.message)}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("hvjob: interrupted", err=True)

@@ -12,13 +12,16 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from hvjob.fanout import FanoutReport
+from hvjob.errors import HvjobError
+from hvjob.fanout import FanoutReport, HostTarget
 from hvjob.jobs import OperationResult, PlannedRequest, state_label
+from hvjob.transport import endpoint_url
 
 #: The properties ``show`` and ``wait`` print by default (``-v``: every property).
 USEFUL_PROPERTIES = (
@@ -41,10 +44,16 @@ SortKey = Callable[[str, dict[str, Any]], Any]
 
 
 def emit(
-    report: FanoutReport, *, output: str, verbose: int, streamed: bool = False, sort: SortKey | None = None
+    report: FanoutReport,
+    *,
+    output: str,
+    verbose: int,
+    streamed: bool = False,
+    sort: SortKey | None = None,
+    hosts: Mapping[str, HostSetting] | None = None,
 ) -> None:
     """Print ``report`` as ``output`` asks (json, jsonl, text); ``streamed``: jsonl lines already out;
-    ``sort``: the order of the jobs table (node, job -> key)."""
+    ``sort``: the order of the jobs table (node, job -> key); ``hosts``: how each was reached (hints)."""
     if output == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif output == "jsonl":
@@ -54,7 +63,7 @@ def emit(
         click.echo(json.dumps({"summary": report.summary}))
     else:
         click.echo(render_text(report, verbose=verbose, sort=sort))
-    for hint in hints(report):
+    for hint in hints(report, hosts):
         click.echo(f"hvjob: hint: {hint}", err=True)
 
 
@@ -83,7 +92,7 @@ def _results_table(report: FanoutReport, verbose: int) -> str:
     headers = ["HOST", "STATUS", "CHANGED", "CALL", "JOB STATE", "DETAIL"]
     rows = []
     for r in report.results:
-        changed = {True: "yes", False: "no", None: "unknown"}[r.changed]
+        changed = "would" if r.would_change else {True: "yes", False: "no", None: "unknown"}[r.changed]
         call = _call(r.method, r.return_value, r.return_name)
         rows.append([r.host, r.status, changed, call, state_label(r.job_state_value) or "", _detail(r, verbose)])
     return table(headers, rows)
@@ -127,14 +136,14 @@ def _details(r: OperationResult, verbose: int) -> str:
         rows = [
             [
                 str(j.get("job") or ""),
-                {True: "yes", False: "no", None: "unknown"}[j.get("changed")],
+                "would" if j.get("would_change") else {True: "yes", False: "no", None: "unknown"}[j.get("changed")],
                 _call(j.get("method"), j.get("return_value"), j.get("return_name")),
                 str(j.get("job_state") or ""),
                 (f"{j['error']['type']}: {j['error']['message']}" if j.get("error") else "; ".join(j.get("notes", []))),
             ]
             for j in r.jobs
         ]
-        return f"{r.host}: jobs stopped\n" + table(["JOB", "CHANGED", "CALL", "JOB STATE", "DETAIL"], rows, indent=2)
+        return f"{r.host}: jobs selected\n" + table(["JOB", "CHANGED", "CALL", "JOB STATE", "DETAIL"], rows, indent=2)
     if r.command not in ("show", "wait") or not r.properties:
         return ""
     props = r.properties
@@ -246,60 +255,98 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, indent: int 
 
 # --- hints ---------------------------------------------------------------------------------------
 
-_HINTS: list[tuple[str, re.Pattern[str], str]] = [
-    (
-        "tls",
-        re.compile(r"WRONG_VERSION_NUMBER|wrong version number|record layer failure", re.I),
-        "is this an HTTP listener? try --scheme http (WinRM's HTTP port is 5985)",
-    ),
-    (
-        "tls",
-        re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
-        "the server's certificate is not trusted: give its CA with --ca-trust",
-    ),
-    (
-        "connection",
-        re.compile(r"refused", re.I),
-        "nothing accepts connections there: check the host and port (--port; 5986 HTTPS, 5985 HTTP)",
-    ),
-    (
-        "authentication",
-        re.compile(r".", re.S),
-        "check the user name (DOMAIN\\user) and password; for Kerberos, the ticket and the SPN",
-    ),
-]
+
+@dataclass(frozen=True)
+class HostSetting:
+    """What a hint needs to know of how a host was reached."""
+
+    url: str
+    transport: str
+    message_encryption: str
+    given: str  # the host as the user named it (a URL, or a name that --scheme and --port complete)
+
+    @property
+    def plain_http(self) -> bool:
+        return self.url.startswith("http://")
 
 
-def hints(report: FanoutReport) -> list[str]:
+def host_settings(targets: Iterable[HostTarget]) -> dict[str, HostSetting]:
+    settings = {}
+    for target in targets:
+        url = endpoint_url(target.address, target.options)
+        settings[target.name] = HostSetting(
+            url, target.options.transport, target.options.message_encryption, target.name
+        )
+    return settings
+
+
+def _hint_for(error: HvjobError, setting: HostSetting | None) -> str | None:
+    """The hint for one failed host's error, knowing (where it can) how the host was reached."""
+    message, kind = error.message, error.type
+    plain = setting is not None and setting.plain_http
+    as_url = setting is not None and "://" in setting.given
+    if kind == "tls" and re.search(r"WRONG_VERSION_NUMBER|wrong version number|record layer failure", message, re.I):
+        if as_url:
+            return "is this an HTTP listener? write http:// in the URL (WinRM's HTTP port is 5985)"
+        return "is this an HTTP listener? try --scheme http (WinRM's HTTP port is 5985)"
+    if kind == "tls" and re.search(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", message, re.I):
+        return "the server's certificate is not trusted: give its CA with --ca-trust"
+    if kind == "connection" and re.search(r"refused", message, re.I):
+        return "nothing accepts connections there: check the host and port (--port; 5986 HTTPS, 5985 HTTP)"
+    if kind == "connection" and plain and re.search(r"reset", message, re.I):
+        where = "write https:// in the URL" if as_url else "try --scheme https"
+        return f"an HTTPS listener resets plain HTTP: is this one HTTPS? {where} (WinRM's HTTPS port is 5986)"
+    unencrypted = setting is not None and setting.message_encryption == "never"
+    if kind == "protocol" and plain and unencrypted and re.search(r"unexpected HTTP 500 with 0 bytes", message):
+        return "a listener that refuses unencrypted messages answers so: drop --message-encryption never (or use HTTPS)"
+    if kind == "authentication" and re.search(r"offers none of the", message):
+        return (
+            "the host does not offer that authentication: choose another --transport (ntlm, kerberos, credssp, "
+            "basic, certificate) or enable it on the host (CredSSP: Enable-WSManCredSSP -Role Server)"
+        )
+    if kind == "authentication":
+        if setting is not None and setting.transport == "basic" and plain:
+            return "Basic over plain HTTP also needs AllowUnencrypted on the host; else check the user and password"
+        return "check the user name (DOMAIN\\user) and password; for Kerberos, the ticket and the SPN"
+    return None
+
+
+def hints(report: FanoutReport, settings: Mapping[str, HostSetting] | None = None) -> list[str]:
     """One hint per kind of common mistake the report shows, naming the hosts it applies to."""
     found: dict[str, list[str]] = {}
     for result in report.results:
         if result.error is None:
             continue
-        for error_type, pattern, hint in _HINTS:
-            if result.error.type == error_type and pattern.search(result.error.message):
-                found.setdefault(hint, []).append(result.host)
-                break
+        hint = _hint_for(result.error, (settings or {}).get(result.host))
+        if hint is not None:
+            found.setdefault(hint, []).append(result.host)
     return [f"{', '.join(hosts[:3])}{' and others' if len(hosts) > 3 else ''}: {hint}" for hint, hosts in found.items()]
 
 
 # --- dry run -------------------------------------------------------------------------------------
 
 
-def print_plan(host: str, url: str, planned: Sequence[PlannedRequest], *, output: str) -> None:
-    """Every envelope a command could send to ``host``, in order, with the condition of each."""
+def print_plans(plans: Sequence[tuple[str, str, Sequence[PlannedRequest]]], *, output: str) -> None:
+    """Every envelope a command could send to each (host, url), in order, with the condition of each:
+    commented XML (text), one JSON document (json) or one line per request (jsonl)."""
     from lxml import etree
 
-    for number, step in enumerate(planned, 1):
-        request = step.request
-        name = request.method if request.operation == "Invoke" else request.operation
-        pretty = etree.tostring(etree.fromstring(request.payload), pretty_print=True, encoding="unicode")
-        if output == "text":
-            when = f" (sent {step.when})" if step.when else ""
-            click.echo(f"# {host} -> {url}: request {number}, {name}{when}")
-            click.echo(pretty)
-        else:
-            click.echo(
-                json.dumps({"host": host, "url": url, "step": number, "request": name, "when": step.when or None,
-                            "envelope": pretty})
-            )  # fmt: skip
+    hosts = []
+    for host, url, planned in plans:
+        requests = []
+        for number, step in enumerate(planned, 1):
+            request = step.request
+            name = request.method if request.operation == "Invoke" else request.operation
+            pretty = etree.tostring(etree.fromstring(request.payload), pretty_print=True, encoding="unicode")
+            if output == "text":
+                when = f" (sent {step.when})" if step.when else ""
+                click.echo(f"# {host} -> {url}: request {number}, {name}{when}")
+                click.echo(pretty)
+                continue
+            line = {"step": number, "request": name, "when": step.when or None, "envelope": pretty}
+            if output == "jsonl":
+                click.echo(json.dumps({"host": host, "url": url, **line}))
+            requests.append(line)
+        hosts.append({"host": host, "url": url, "requests": requests})
+    if output == "json":
+        click.echo(json.dumps({"dry_run": True, "hosts": hosts}, indent=2))

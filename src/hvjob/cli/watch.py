@@ -26,7 +26,7 @@ from hvjob.fanout import FanoutReport
 from hvjob.jobs import TERMINAL_STATES, Job, JobState, state_label
 
 #: Exit codes as ``wait`` defines them (docs/cli.md).
-EXIT_OK, EXIT_FAILED, EXIT_WAIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 4, 130
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_WAIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 
 
 @dataclass(frozen=True)
@@ -123,15 +123,22 @@ def changes(before: Snapshot | None, after: Snapshot) -> list[dict[str, Any]]:
     old_errors = before.host_errors if before else {}
     for host, error in after.host_errors.items():
         if old_errors.get(host) != error:
-            events.append({"time": stamp, "event": "host_failed", "node": host, "error": error})
+            events.append({**_no_job(stamp, "host_failed", host), "error": error})
     for host in old_errors:
         if host not in after.host_errors:
-            events.append({"time": stamp, "event": "host_answered", "node": host})
+            events.append(_no_job(stamp, "host_answered", host))
     return events
 
 
+def _no_job(stamp: str, kind: str, host: str) -> dict[str, Any]:
+    """A host's event, with the same keys as a job's."""
+    keys = ("job", "state", "job_state", "percent", "previous_state", "error")
+    return {"time": stamp, "event": kind, "node": host, **dict.fromkeys(keys)}
+
+
 def _event(stamp: str, kind: str, row: Row, previous: Row | None) -> dict[str, Any]:
-    event: dict[str, Any] = {
+    """One line of the stream: every key always there (null when it does not apply)."""
+    return {
         "time": stamp,
         "event": kind,
         "node": row.node,
@@ -139,12 +146,9 @@ def _event(stamp: str, kind: str, row: Row, previous: Row | None) -> dict[str, A
         "state": state_label(row.state),
         "job_state": row.state,
         "percent": row.percent,
+        "previous_state": state_label(previous.state) if previous is not None and previous is not row else None,
+        "error": row.error or None,
     }
-    if previous is not None and previous is not row:
-        event["previous_state"] = state_label(previous.state)
-    if row.error:
-        event["error"] = row.error
-    return event
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -162,27 +166,40 @@ class WatchOptions:
     class_name: str = ""
 
 
-def watch(poll: Callable[[], FanoutReport], options: WatchOptions) -> int:
-    """Refresh until Ctrl-C, or with ``until_done`` until every job is finished; the exit code."""
+def watch(poll: Callable[[frozenset[str]], FanoutReport], options: WatchOptions) -> int:
+    """Refresh until Ctrl-C, or with ``until_done`` until every job is finished; the exit code.
+
+    ``poll(skip)`` lists the jobs of every host but those in ``skip``: a host whose credentials
+    were rejected is not asked again (each retry would count towards locking the account out)."""
     live = sys.stdout.isatty()
     view = _LiveView(options) if live else None
     started = time.monotonic()
     previous: Snapshot | None = None
+    snapshot: Snapshot | None = None
     last: dict[str, Row] = {}  # every job followed, as last seen (a vanished job's final state)
+    given_up: dict[str, str] = {}  # host -> why it is no longer polled
     state = _Progress()
+    outcome = _Outcome(EXIT_INTERRUPTED, "interrupted")
     try:
         if view is not None:
             view.start()
         while True:
-            report = poll()
+            report = poll(frozenset(given_up))
             if report.forced:  # a second Ctrl-C: do not wait for the requests on the wire
                 if view is not None:
                     view.stop()
                 sys.stdout.flush()
                 os._exit(EXIT_INTERRUPTED)
             if report.interrupted:  # Ctrl-C during a refresh: the fan-out caught it
-                return EXIT_INTERRUPTED
+                break
+            for result in report.results:
+                if result.error is not None and result.error.type == "authentication":
+                    given_up[result.host] = (
+                        f"{result.error.type}: {result.error.message} (not polled again: each attempt "
+                        "counts towards locking the account out)"
+                    )
             snapshot = Snapshot.of(report, options, last)
+            snapshot.host_errors.update(given_up)
             last.update(snapshot.rows)
             if view is not None:
                 view.show(snapshot, previous)
@@ -190,18 +207,34 @@ def watch(poll: Callable[[], FanoutReport], options: WatchOptions) -> int:
                 for event in changes(previous, snapshot):
                     click.echo(json.dumps(event))
                 sys.stdout.flush()
-            code = _finished(snapshot, last, options, state)
-            if code is not None:
-                return code
+            nothing_left = all(result.host in given_up for result in report.results)
+            done = _finished(snapshot, last, options, state, set(given_up), nothing_left)
+            if done is not None:
+                outcome = done
+                break
             if options.timeout is not None and time.monotonic() - started >= options.timeout:
-                return EXIT_WAIT_TIMEOUT
+                outcome = _Outcome(EXIT_WAIT_TIMEOUT, f"--timeout {options.timeout:g}s passed first")
+                break
             previous = snapshot
             time.sleep(options.interval)
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        pass
     finally:
         if view is not None:
-            view.stop()
+            view.stop()  # the alternate screen goes; what it showed last stays on the normal one
+            if snapshot is not None:
+                view.console.print(view.render(snapshot, None, footer=False))
+    if outcome.message:
+        click.echo(f"hvjob: {outcome.message}", err=True)
+    return outcome.code
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How the watch ended: its exit code, and what to say on stderr once the live view is gone."""
+
+    code: int
+    message: str = ""
 
 
 @dataclass
@@ -211,31 +244,61 @@ class _Progress:
     checked_missing: bool = False  # the --job ids were looked for on a refresh where every host answered
 
 
-def _finished(snapshot: Snapshot, last: dict[str, Row], options: WatchOptions, progress: _Progress) -> int | None:
-    """With --until-done: the exit code once every watched job is finished (or gone), else None."""
+def _finished(
+    snapshot: Snapshot,
+    last: dict[str, Row],
+    options: WatchOptions,
+    progress: _Progress,
+    given_up: set[str],
+    nothing_left: bool,
+) -> _Outcome | None:
+    """Whether the watch is over: with --until-done once every watched job is finished (or gone);
+    in any case once no host is left to poll. None to keep watching."""
+    rejected = f"{', '.join(sorted(given_up))} rejected the credentials"
+    if nothing_left:
+        return _Outcome(EXIT_UNREACHABLE, f"no host left to watch: {rejected}")
     if not options.until_done:
         return None
     if options.jobs:
         unseen = options.jobs - set(last)
         if unseen and not snapshot.host_errors and not progress.checked_missing:
             # Every host answered and one of the jobs asked for is on none: not found, as for wait.
-            click.echo(f"hvjob: error: job(s) not found: {', '.join(sorted(unseen))}", err=True)
-            return EXIT_FAILED
+            return _Outcome(EXIT_FAILED, f"error: job(s) not found: {', '.join(sorted(unseen))}")
         progress.checked_missing = progress.checked_missing or not snapshot.host_errors
         if unseen:
+            if set(snapshot.host_errors) <= given_up:
+                return _Outcome(
+                    EXIT_UNREACHABLE, f"job(s) {', '.join(sorted(unseen))} on no host that answers; {rejected}"
+                )
             return None  # it may be on a host that does not answer yet
         followed = [last[job] for job in sorted(options.jobs)]
-        # The jobs asked for: each seen finished, or gone since; what other hosts say does not matter.
-        if not all(row.finished or row.job not in snapshot.rows for row in followed):
+        lost = sorted(row.job for row in followed if not row.finished and row.node in given_up)
+        if lost:
+            return _Outcome(EXIT_UNREACHABLE, f"the state of {', '.join(lost)} is unknown: {rejected}")
+        # The jobs asked for: each seen finished, or gone since (its node answered without it); what
+        # other hosts say does not matter.
+        if not all(row.finished or _gone(row, snapshot) for row in followed):
             return None
     else:
-        if snapshot.host_errors or not last or not all(row.finished for row in snapshot.rows.values()):
+        if not all(row.finished for row in snapshot.rows.values()):
+            return None
+        if not set(snapshot.host_errors) <= given_up:
             return None  # a host that does not answer may still have a job running
+        if given_up:
+            return _Outcome(EXIT_UNREACHABLE, f"every job seen is finished; {rejected}: its jobs are unknown")
+        if not last:
+            return None
         followed = list(last.values())
     # A job that vanished before it was seen finish has no known outcome: not a success.
     if options.require_success and not all(row.finished and row.succeeded for row in followed):
-        return EXIT_FAILED
-    return EXIT_OK
+        failed = sorted(row.job for row in followed if not (row.finished and row.succeeded))
+        return _Outcome(EXIT_FAILED, f"not every job succeeded: {', '.join(failed)}")
+    return _Outcome(EXIT_OK, "every job watched is finished")
+
+
+def _gone(row: Row, snapshot: Snapshot) -> bool:
+    """The job is no longer listed by a node that answered (not merely on one that did not)."""
+    return row.job not in snapshot.rows and row.node not in snapshot.host_errors
 
 
 # --- on a terminal -------------------------------------------------------------------------------
@@ -261,7 +324,7 @@ class _LiveView:
     def show(self, snapshot: Snapshot, previous: Snapshot | None) -> None:
         self.live.update(self.render(snapshot, previous), refresh=True)
 
-    def render(self, snapshot: Snapshot, previous: Snapshot | None) -> Any:
+    def render(self, snapshot: Snapshot, previous: Snapshot | None, footer: bool = True) -> Any:
         from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
@@ -311,8 +374,10 @@ class _LiveView:
         parts: list[Any] = [header]
         for host, error in sorted(snapshot.host_errors.items()):
             parts.append(Text(f"{host}: {error}", style="red"))
-        parts += [table, Text("Ctrl-C to quit" + ("; exits when every job is finished" if self.options.until_done
-                                                   else ""), style="dim")]  # fmt: skip
+        parts.append(table)
+        if footer:
+            until = "; exits when every job is finished" if self.options.until_done else ""
+            parts.append(Text(f"Ctrl-C to quit{until}", style="dim"))
         return Group(*parts)
 
 

@@ -118,6 +118,7 @@ class ServerStats:
     requests: int = 0
     connections: int = 0
     auth_handshakes: int = 0
+    auth_rejected: int = 0  # credentials refused: what an account lockout policy would count
     invokes: int = 0
     handler_errors: int = 0  # exceptions that escaped a request handler: a bug in the fake
     cookies: list[str] = field(default_factory=list)  # Cookie headers received, in order
@@ -950,6 +951,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             user = front.check_basic(value.strip())
             if user is None:
+                with front._lock:
+                    front.stats.auth_rejected += 1
                 self._challenge()
                 return False
             self.authenticated_user, self.ctx_protocol = user, "basic"
@@ -1000,6 +1003,8 @@ class _Handler(BaseHTTPRequestHandler):
             out = self.ctx.step(token, channel_bindings=self._bindings_for(token))
         except Exception as exc:  # pyspnego raises KeyError, ValueError, struct.error... on garbage tokens
             log.info("authentication rejected: %s: %s", type(exc).__name__, exc)
+            with front._lock:
+                front.stats.auth_rejected += 1
             self.ctx = None
             self._challenge()
             return False
@@ -1013,6 +1018,8 @@ class _Handler(BaseHTTPRequestHandler):
         principal = str(self.ctx.client_principal or "unknown")
         if self.ctx.negotiated_protocol == "ntlm" and not front.knows_ntlm_user(principal):
             log.info("authentication rejected: %s is another fake server's user", principal)
+            with front._lock:
+                front.stats.auth_rejected += 1
             self.ctx = None
             self._challenge()
             return False

@@ -251,6 +251,10 @@ def translate(
             return made(ConnectionFailed, f"proxy failed: {text}", answered=answered)
         if answered:
             return made(ConnectionFailed, f"connection lost while reading the reply: {text}", answered=True)
+        if _in_chain(exc, ConnectionRefusedError):  # the common case, said plainly (urllib3 says it thrice)
+            return made(ConnectionFailed, "connection refused: nothing accepts connections at that address and port")
+        if _in_chain(exc, ConnectionResetError):
+            return made(ConnectionFailed, "connection reset by the server before it answered")
         return made(ConnectionFailed, f"connection failed: {text}")
     # Anything else (ValueError, KeyError, struct.error ... from a library meeting the unexpected).
     if seam == "connect":
@@ -258,6 +262,18 @@ def translate(
     if sent and invoke:
         return made(OutcomeUnknown, f"unexpected failure after {what} was sent; it may have run: {text}")
     return made(ProtocolError, f"unexpected failure: {text}")
+
+
+def _in_chain(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        reason = getattr(current, "reason", None)
+        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
+    return False
 
 
 _USERINFO_IN_URL = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@")

@@ -7,6 +7,7 @@ Everything here runs without the network: a mistake in the options is a :class:`
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import os
 import re
@@ -68,20 +69,24 @@ class ConnectionOptions:
 _USERINFO = "a host must not carry user information ('user:password@'): give the user and the password as options"
 
 
+#: A DNS name, a NetBIOS name or an IPv4 address (IPv6 addresses are checked apart).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
+
+
 def endpoint_url(host: str, options: ConnectionOptions) -> str:
     """``name``, ``name:port`` or a full ``http(s)://name:port/wsman`` URL to an endpoint URL.
 
     A host with user information (``http://user:pw@node/wsman``, ``user:pw@node:5985``) is refused
     without repeating it: the password would otherwise reach ``a:To``, reprs, logs and results.
     """
-    if "@" in host.partition("/")[0] or ("://" in host and "@" in urlsplit(host).netloc):
+    if "@" in host.partition("/")[0] or ("://" in host and "@" in host.split("://", 1)[1].partition("/")[0]):
         raise UsageError(_USERINFO)
     if "://" in host:
-        parts = urlsplit(host)
         try:
+            parts = urlsplit(host)
             port = parts.port
-        except ValueError:
-            raise UsageError(f"invalid port in endpoint URL {host!r}") from None
+        except ValueError:  # an unclosed [, a port that is not a number
+            raise UsageError(f"invalid endpoint URL {host!r}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"invalid endpoint URL {host!r}")
         if port is not None and not 0 < port < 65536:
@@ -95,6 +100,13 @@ def endpoint_url(host: str, options: ConnectionOptions) -> str:
         name, port = match.group(1), int(match.group(2))
     elif host.startswith("["):
         name = match.group(1)
+    if ":" in name:  # then it must be an IPv6 address (127.0.0.1:abc is a bad port, not one)
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            raise UsageError(f"invalid host {host!r}: a port must be a number, an IPv6 address in [brackets]") from None
+    elif not _HOST_NAME.fullmatch(name):
+        raise UsageError(f"invalid host name {name!r}")
     if port is None:
         port = 5986 if options.scheme == "https" else 5985
     if not 0 < port < 65536:

@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from hvjob.errors import (
     AuthenticationFailed,
@@ -56,6 +57,12 @@ class _Lost(Exception):
         self.unsent = unsent
 
 
+class CancelFlag(Protocol):
+    """What is checked before a request is (re)sent: a ``threading.Event`` or a fan-out's flag."""
+
+    def is_set(self) -> bool: ...
+
+
 class WsmanSession:
     """One host: an authenticated keep-alive connection, reused for every request.
 
@@ -82,6 +89,7 @@ class WsmanSession:
         self._connection: _Connection | None = None
         self._reusable: HttpChannel | None = None  # an open channel whose authentication was lost
         self.reconnects = 0
+        self.cancel: CancelFlag | None = None  # set by the job client: once set, nothing is resent
 
     def __repr__(self) -> str:
         return f"WsmanSession(url={self.url!r}, transport={self.options.transport!r}, user={self.options.username!r})"
@@ -186,6 +194,8 @@ class WsmanSession:
             # The server closed the connection we had (idle keep-alive), lost our authentication,
             # or cut a response short. A connection that never carried a request is a dead host.
             if (fresh and lost.unsent) or not (lost.unsent or request.safe_to_resend):
+                raise lost.error from lost.error.__cause__
+            if self.cancel is not None and self.cancel.is_set():  # Ctrl-C: no new request, a resend included
                 raise lost.error from lost.error.__cause__
             log.info("%s: reconnecting and re-authenticating (%s)", self.host, lost.error.message)
             self.reconnects += 1

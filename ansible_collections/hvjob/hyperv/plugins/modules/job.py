@@ -17,12 +17,22 @@ description:
     does not support it.
   - O(state=killed) reads the job, leaves a finished one alone, and otherwise calls C(KillJob) with
     O(delete_on_kill). Only C(ReturnValue) 0 counts as success.
-  - Runs on the controller; see the notes.
+  - Runs on the controller, with the host's WinRM variables as defaults; see the notes.
 author:
   - hvjob maintainers (@hvjob)
 extends_documentation_fragment:
   - hvjob.hyperv.connection
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the
+      controller.
+    support: full
+    details: All of it runs on the controller, in its own process; the managed host needs no Python.
+  action_group:
+    description: Use C(group/hvjob.hyperv.hyperv) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - hvjob.hyperv.hyperv
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
@@ -86,29 +96,24 @@ options:
 """
 
 EXAMPLES = r"""
+# The node, the account and the password come from the host's variables (ansible_host, ansible_user,
+# ansible_password, ansible_winrm_*), for example from the hvjob.hyperv.cluster inventory plugin.
 - name: Stop an export job on a node
   hvjob.hyperv.job:
-    hostname: "{{ ansible_host | default(inventory_hostname) }}"
-    username: "{{ ansible_user }}"
-    password: "{{ ansible_password }}"
-    ca_trust_path: /etc/pki/corp-ca.pem
     job_id: 9C2B5A3E-0D1F-4C8B-A6E2-3F5D7B9A1C40
     state: stopped
     wait: true
-  delegate_to: localhost
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
 
-- name: Kill it with the deprecated KillJob and delete it
+- name: Kill it with the deprecated KillJob and delete it, naming the node and the account
   hvjob.hyperv.job:
     hostname: hvnode01.contoso.test
     username: CONTOSO\operator
     password: "{{ vault_hyperv_password }}"
+    ca_trust_path: /etc/pki/corp-ca.pem
     job_id: 9C2B5A3E-0D1F-4C8B-A6E2-3F5D7B9A1C40
     state: killed
     delete_on_kill: true
     missing_ok: true
-  delegate_to: localhost
 """
 
 RETURN = r"""
@@ -163,75 +168,18 @@ error:
   type: dict
 """
 
-from ansible_collections.hvjob.hyperv.plugins.module_utils.hvjob_client import HvjobModule
-
-try:
-    from hvjob.errors import ResourceNotFound
-    from hvjob.jobs import state_label
-except ImportError:
-    pass  # HvjobModule reports the missing library
-
-
-def _operate(module, client):
-    p = module.params
-    if p["state"] == "killed":
-        missing_ok = False if p["missing_ok"] is None else p["missing_ok"]
-        result = client.kill(p["job_id"], delete_on_kill=p["delete_on_kill"], missing_ok=missing_ok, skip_terminal=True)
-    else:
-        missing_ok = True if p["missing_ok"] is None else p["missing_ok"]
-        result = client.stop(
-            p["job_id"],
-            mode=p["mode"],
-            method=p["method"].replace("_", "-"),
-            wait=p["wait"],
-            timeout=float(p["timeout"]),
-            force=p["force"],
-            missing_ok=missing_ok,
-        )
-    job = {} if result.gone else dict(result.properties or {})
-    if result.changed and not module.check_mode and result.error is None:
-        try:  # the state after the call, not the one read before it
-            job = client.get_job(p["job_id"]).to_properties()
-        except ResourceNotFound:
-            job = {}  # deleted by DeleteOnKill, or gone meanwhile
-    return result, job
+from ansible_collections.hvjob.hyperv.plugins.module_utils.hvjob_client import (
+    HvjobModule,
+    job_argument_spec,
+    job_outcome,
+)
 
 
 def main():
-    hv = HvjobModule(
-        dict(
-            job_id=dict(type="str", required=True),
-            state=dict(type="str", default="stopped", choices=["stopped", "killed"]),
-            mode=dict(type="str", default="kill", choices=["kill", "terminate"]),
-            method=dict(
-                type="str",
-                default="auto",
-                choices=["auto", "request_state_change", "kill_job", "kill_job_first"],
-            ),
-            delete_on_kill=dict(type="bool", default=False),
-            wait=dict(type="bool", default=False),
-            timeout=dict(type="int", default=300),
-            force=dict(type="bool", default=False),
-            missing_ok=dict(type="bool"),
-        ),
-        supports_check_mode=True,
-    )
-    result, job = hv.run(lambda client: _operate(hv.module, client))
-    data = result.to_dict()
-    out = dict(
-        # Unknown (a call whose answer was lost, the job finished since) is reported as changed.
-        changed=data["changed"] is not False,
-        job_id=hv.params["job_id"],
-        method=data["method"],
-        return_value=data["return_value"],
-        return_name=data["return_name"],
-        job_state=state_label(job.get("JobState")) if job else data["job_state"],
-        found=result.found,
-        job=job,
-        notes=data.get("notes", []),
-    )
-    if result.error is not None:
-        hv.fail(result.error, **out)
+    hv = HvjobModule(job_argument_spec(), supports_check_mode=True)
+    out, error = hv.run(lambda client: job_outcome(hv.params, client, hv.module.check_mode))
+    if error is not None:
+        hv.fail(error, **out)
     hv.exit(**out)
 
 
