@@ -889,6 +889,8 @@ class Judge:
         if op.check:
             if mutating:
                 wrong(f"check mode sent {[q['request'] for q in mutating]}")
+            if changed is not False:
+                wrong(f"check mode sent nothing, but reported changed {changed}")
         elif op.command not in ("wait", "list"):
             several = op.command in STOP_ALL and not selected
             if changed is True and (len(accepted) < 1 if several else len(accepted) != 1):
