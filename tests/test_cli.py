@@ -191,6 +191,21 @@ def test_decode(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["return_value"] == 4096
 
 
+def test_decode_types_the_properties_of_a_known_class() -> None:
+    def instance(cls: str) -> bytes:
+        uri = f"http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/{cls}"
+        return (
+            f'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><p:{cls} xmlns:p="{uri}">'
+            f"<p:JobState>4</p:JobState><p:Cancellable>true</p:Cancellable><p:Caption>Export</p:Caption>"
+            f"</p:{cls}></s:Body></s:Envelope>"
+        ).encode()
+
+    known = json.loads(hvjob("decode", "-", stdin=instance("Msvm_ConcreteJob")).stdout)
+    assert known["properties"] == {"JobState": 4, "Cancellable": True, "Caption": "Export"}
+    unknown = json.loads(hvjob("decode", "-", stdin=instance("Contoso_Thing")).stdout)
+    assert unknown["properties"] == {"JobState": "4", "Cancellable": "true", "Caption": "Export"}
+
+
 def test_version() -> None:
     proc = hvjob("--version")
     assert proc.returncode == 0 and "hvjob" in proc.stdout
