@@ -127,9 +127,10 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
 
 
-def test_no_password_off_a_terminal_is_a_usage_error() -> None:
-    proc = hvjob("-u", "alice", "show", "h1", "--job", "x", password=None)
-    assert proc.returncode == 2 and "HVJOB_PASSWORD" in proc.stderr
+@pytest.mark.parametrize("password", [None, ""], ids=["unset", "empty"])
+def test_no_password_off_a_terminal_is_a_usage_error(password: str | None) -> None:
+    proc = hvjob("-u", "alice", "show", "h1", "--job", "x", password=password)
+    assert proc.returncode == 2 and "no password" in proc.stderr and "HVJOB_PASSWORD" in proc.stderr
 
 
 def test_dry_run_is_offline() -> None:
