@@ -188,6 +188,20 @@ def test_wrong_password_fails_cleanly(sim: SimulatedCluster, playbook: Playbook)
     assert sim.log() == []
 
 
+def test_a_node_that_refuses_connections_fails_its_task_with_a_typed_error(
+    sim: SimulatedCluster, playbook: Playbook
+) -> None:
+    # docs/ansible.md: such a node is failed (not Ansible's unreachable), its error.type says why.
+    url = sim.url("HVNODE01")
+    refused = url.replace(f":{url.rsplit(':', 1)[1].split('/')[0]}/", f":{free_port()}/")
+    run = playbook(sim, [stop(default.RUNNING, hostname=refused)])
+    assert_clean(run)
+    result = run.results[0]
+    assert result["failed"] is True and result["changed"] is False and not result.get("unreachable")
+    assert result["error"]["type"] == "connection" and result["msg"].startswith("connection:")
+    assert sim.log() == []
+
+
 def test_a_job_not_on_the_node_with_missing_ok_is_ok_and_without_it_fails(
     sim: SimulatedCluster, playbook: Playbook
 ) -> None:

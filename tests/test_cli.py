@@ -127,9 +127,10 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
 
 
-def test_no_password_off_a_terminal_is_a_usage_error() -> None:
-    proc = hvjob("-u", "alice", "show", "h1", "--job", "x", password=None)
-    assert proc.returncode == 2 and "HVJOB_PASSWORD" in proc.stderr
+@pytest.mark.parametrize("password", [None, ""], ids=["unset", "empty"])
+def test_no_password_off_a_terminal_is_a_usage_error(password: str | None) -> None:
+    proc = hvjob("-u", "alice", "show", "h1", "--job", "x", password=password)
+    assert proc.returncode == 2 and "no password" in proc.stderr and "HVJOB_PASSWORD" in proc.stderr
 
 
 def test_dry_run_is_offline() -> None:
@@ -189,6 +190,21 @@ def test_decode(tmp_path: Path) -> None:
     body = b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><p:X_OUTPUT xmlns:p="u"><p:ReturnValue>4096</p:ReturnValue></p:X_OUTPUT></s:Body></s:Envelope>'
     proc = hvjob("decode", "-", stdin=body)
     assert json.loads(proc.stdout)["return_value"] == 4096
+
+
+def test_decode_types_the_properties_of_a_known_class() -> None:
+    def instance(cls: str) -> bytes:
+        uri = f"http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/{cls}"
+        return (
+            f'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><p:{cls} xmlns:p="{uri}">'
+            f"<p:JobState>4</p:JobState><p:Cancellable>true</p:Cancellable><p:Caption>Export</p:Caption>"
+            f"</p:{cls}></s:Body></s:Envelope>"
+        ).encode()
+
+    known = json.loads(hvjob("decode", "-", stdin=instance("Msvm_ConcreteJob")).stdout)
+    assert known["properties"] == {"JobState": 4, "Cancellable": True, "Caption": "Export"}
+    unknown = json.loads(hvjob("decode", "-", stdin=instance("Contoso_Thing")).stdout)
+    assert unknown["properties"] == {"JobState": "4", "Cancellable": "true", "Caption": "Export"}
 
 
 def test_version() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from lxml import etree
 
 from conftest import CANARY_PASSWORD, job_id, options
 from hvjob import errors
@@ -17,6 +20,7 @@ from hvjob.jobs import (
 )
 from hvjob.testing import FakeWinRMServer
 from hvjob.transport import WsmanSession
+from hvjob.wire.cim import append_value
 
 KILLJOB = {
     0: "Success",
@@ -316,6 +320,18 @@ def test_job_state_parse() -> None:
     assert JobState.parse("running") is JobState.RUNNING and JobState.parse("32768").label == "Completed with Warnings"
     with pytest.raises(errors.UsageError):
         JobState.parse("sleeping")
+
+
+def test_job_state_prints_as_its_label_and_stays_a_number() -> None:
+    state = JobState.COMPLETED_WITH_WARNINGS
+    assert (str(state), f"{state}", f"{state:d}", f"{state:>6}") == ("Completed with Warnings",) * 2 + (
+        "32768",
+        " 32768",
+    )
+    assert json.dumps({"state": JobState.KILLED}) == '{"state": 9}' and int(JobState.KILLED) == 9
+    root = etree.Element("r")
+    append_value(root, "JobState", JobState.KILLED)  # the wire gets the number
+    assert root[0].text == "9"
 
 
 def test_kill_skip_terminal_is_idempotent(http_server: FakeWinRMServer) -> None:

@@ -47,11 +47,11 @@ def test_the_pytest_example_runs(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
-def _environment(tmp_path: Path) -> dict[str, str]:
+def _environment(tmp_path: Path, password: str | None = CANARY_PASSWORD) -> dict[str, str]:
     return {
         "PATH": f"{BIN}:/usr/bin:/bin",
         "HOME": str(tmp_path),
-        "HVJOB_PASSWORD": CANARY_PASSWORD,
+        **({"HVJOB_PASSWORD": password} if password is not None else {}),
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT),
         "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
@@ -61,7 +61,7 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _run_shell(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run_shell(code: str, tmp_path: Path, password: str | None = CANARY_PASSWORD) -> subprocess.CompletedProcess[str]:
     for block in YAML:
         first = block.splitlines()[0]
         if first.startswith("# ") and first.endswith((".yml", ".yaml")):
@@ -69,7 +69,7 @@ def _run_shell(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", code],
         cwd=tmp_path,
-        env=_environment(tmp_path),
+        env=_environment(tmp_path, password),
         capture_output=True,
         text=True,
         timeout=240,
@@ -78,11 +78,13 @@ def _run_shell(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the shell example uses curl")
-def test_the_start_example_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("password", [CANARY_PASSWORD, None], ids=["HVJOB_PASSWORD set", "HVJOB_PASSWORD unset"])
+def test_the_start_example_runs(tmp_path: Path, password: str | None) -> None:
     (start,) = [code for code in SHELL if "ansible-playbook" not in code]
-    proc = _run_shell(start, tmp_path)
+    proc = _run_shell(start, tmp_path, password)
     assert proc.returncode == 0, proc.stderr
     assert '"jobs": [' in proc.stdout and default.RUNNING in proc.stdout
+    assert "Running" in proc.stdout.rsplit("}", 1)[-1]  # hvjob list's table, after the ground truth's JSON
     assert CANARY_PASSWORD not in proc.stdout + proc.stderr
 
 

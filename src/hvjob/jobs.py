@@ -72,7 +72,11 @@ METHODS: tuple[str, ...] = ("auto", "request-state-change", "kill-job", "kill-jo
 
 
 class JobState(enum.IntEnum):
-    """CIM_ConcreteJob.JobState, plus Hyper-V's 32768 Completed with Warnings."""
+    """CIM_ConcreteJob.JobState, plus Hyper-V's 32768 Completed with Warnings.
+
+    A number wherever numbers go (comparisons, JSON, WQL), its label where text goes: ``print``
+    and ``f"{state}"`` show ``Killed``, ``f"{state:d}"`` shows ``9``.
+    """
 
     NEW = 2
     STARTING = 3
@@ -90,6 +94,12 @@ class JobState(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.replace("_", " ").title().replace("With", "with")
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __format__(self, format_spec: str) -> str:
+        return self.label if not format_spec else int.__format__(self, format_spec)
 
     @property
     def is_terminal(self) -> bool:

@@ -113,9 +113,15 @@ def _read_password(password_file: str | None, given: bool) -> str | None:
     A profile's password_command or keyring comes later, only when a password is needed."""
     if password_file and given:
         return _password_from(password_file)
-    if os.environ.get("HVJOB_PASSWORD") is not None:
-        return os.environ["HVJOB_PASSWORD"]
+    if _environment_password() is not None:
+        return _environment_password()
     return _password_from(password_file) if password_file else None
+
+
+def _environment_password() -> str | None:
+    """HVJOB_PASSWORD; set but empty is unset (``$HVJOB_PASSWORD`` expanded from nothing), as
+    click takes an empty HVJOB_USERNAME."""
+    return os.environ.get("HVJOB_PASSWORD") or None
 
 
 def _password_from(path: str) -> str:
@@ -1029,7 +1035,7 @@ def _password_origin(settings: Settings) -> str:
     given = root.get_parameter_source("password_file") in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     if password_file and given:
         return f"--password-file {password_file}"
-    if os.environ.get("HVJOB_PASSWORD") is not None:
+    if _environment_password() is not None:
         return "environment HVJOB_PASSWORD (value not shown)"
     profile = settings.profile
     if password_file:

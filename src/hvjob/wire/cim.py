@@ -109,7 +109,7 @@ def append_value(parent: etree._Element, tag: str, value: CimValue) -> None:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     elif isinstance(value, int):
-        element.text = str(value)
+        element.text = str(int(value))  # an IntEnum's number, not its name
     elif isinstance(value, str):
         _check_xml_chars(value)
         element.text = value

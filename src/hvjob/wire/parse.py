@@ -19,6 +19,7 @@ from hvjob.wire import ns
 from hvjob.wire.build import WsmanRequest
 from hvjob.wire.cim import CimDatetime, CimInterval, EndpointReference, Scalar, decode_value
 from hvjob.wire.faults import decode_fault
+from hvjob.wire.schema import typed_properties
 from hvjob.wire.xmlsafe import DEFAULT_MAX_BYTES, children, local, ns_of, parse_xml, text_of
 
 PropertyValue: TypeAlias = Scalar | list[Scalar]
@@ -300,7 +301,8 @@ def describe(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, An
     """Decode a saved response with no request at hand (``hvjob decode``).
 
     Returns a JSON-ready dict with ``kind`` in fault / method_output / instance / enumeration /
-    identify, or ``empty`` for a reply whose Body is empty. Raises ProtocolError when the input
+    identify, or ``empty`` for a reply whose Body is empty. Properties of a class hvjob knows are
+    typed as the class declares them (the wire carries text). Raises ProtocolError when the input
     is not a usable WS-Man response.
     """
     envelope = read_envelope(data, max_bytes=max_bytes)
@@ -322,7 +324,7 @@ def describe(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, An
         page = decode_enumeration(body)
         return {
             "kind": "enumeration",
-            "items": [jsonable(i.properties) for i in page.items],
+            "items": [jsonable(typed_properties(i.class_name, i.properties, fallback=None)) for i in page.items],
             "context": page.context,
             "end_of_sequence": page.end_of_sequence,
         }
@@ -337,7 +339,8 @@ def describe(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, An
     if envelope.action and not envelope.action.endswith("Response"):
         raise ProtocolError(f"not a response: Action {envelope.action!r}")
     instance = decode_instance(body)
-    return {"kind": "instance", "class": instance.class_name, "properties": jsonable(instance.properties)}
+    typed = typed_properties(instance.class_name, instance.properties, fallback=None)
+    return {"kind": "instance", "class": instance.class_name, "properties": jsonable(typed)}
 
 
 def identify_dict(ident: IdentifyResult) -> dict[str, Any]:

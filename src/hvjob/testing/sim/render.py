@@ -138,7 +138,9 @@ def _append_value(
         element.set(_XSI_NIL, "true")
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
-    elif isinstance(value, (int, float)):
+    elif isinstance(value, int):
+        element.text = str(int(value))  # JobState's number, not its label
+    elif isinstance(value, float):
         element.text = str(value)
     elif isinstance(value, str):
         element.text = value
