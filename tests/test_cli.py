@@ -422,11 +422,21 @@ def test_connection_refused_gets_a_hint() -> None:
     assert proc.returncode == 3 and "check the host and port" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "0.2s"), (12.5, "12.5s"), (59.96, "1m0s"), (252.5, "4m12s"), (610, "10m10s"), (7200.7, "2h0m0s")],
+)
+def test_durations_read_alike_in_a_column(seconds: float, text: str) -> None:
+    from hvjob.cli.output import duration
+
+    assert duration(seconds) == text
+
+
 def test_show_prints_the_useful_properties(http_server: FakeWinRMServer) -> None:
     proc = hvjob(*http_args(http_server), "show", host(http_server), "--job", job_id(0x360))
     out = proc.stdout
     for line in ("JobState +Running \\(4\\)", "PercentComplete +50", "Owner +CONTOSO\\\\backup-svc",
-                 "StartTime +2026-11-25 03:02:11Z", "ElapsedTime +4m12.5s", "Cancellable +true"):  # fmt: skip
+                 "StartTime +2026-11-25 03:02:11Z", "ElapsedTime +4m12s", "Cancellable +true"):  # fmt: skip
         assert re.search(line, out), (line, out)
     assert "Caption" not in out  # the rest with -v
     assert "Caption" in hvjob(*http_args(http_server), "-v", "show", host(http_server), "--job", job_id(0x361)).stdout

@@ -221,17 +221,15 @@ def when(iso: Any) -> str:
 
 
 def duration(seconds: float) -> str:
-    """``252.5`` -> ``4m12.5s``; ``7200`` -> ``2h0m0s``."""
-    whole = int(seconds)
-    fraction = seconds - whole
-    hours, rest = divmod(whole, 3600)
+    """``12.5`` -> ``12.5s``; ``252.5`` -> ``4m12s``; ``7200`` -> ``2h0m0s``: tenths below a minute
+    only, so that a column of ages reads alike."""
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
+    hours, rest = divmod(max(60, int(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
-    sec_text = f"{secs + fraction:.1f}".rstrip("0").rstrip(".") + "s"
     if hours:
-        return f"{hours}h{minutes}m{sec_text}"
-    if minutes:
-        return f"{minutes}m{sec_text}"
-    return sec_text
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, indent: int = 0) -> str:
