@@ -86,6 +86,14 @@ def test_precedence_command_line_environment_profile_default(home: Path) -> None
     assert settings(home, env={"HVJOB_PROFILE": "lab"})["settings"]["port"]["value"] == 2222
 
 
+def test_an_unset_port_shows_the_one_the_scheme_gives(home: Path) -> None:
+    assert settings(home)["settings"]["port"] == {"value": 5986, "origin": "default, for --scheme https"}
+    assert settings(home, "--scheme", "http")["settings"]["port"] == {
+        "value": 5985,
+        "origin": "default, for --scheme http",
+    }
+
+
 def test_every_global_option_has_an_environment_variable(home: Path) -> None:
     doc = settings(home, env={"HVJOB_SCHEME": "http", "HVJOB_CA_TRUST": "/etc/ca.pem", "HVJOB_INSECURE": "1",
                               "HVJOB_OPERATION_TIMEOUT": "7", "HVJOB_CLUSTER_DOMAIN": "x.test"})  # fmt: skip

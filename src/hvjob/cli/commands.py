@@ -43,7 +43,7 @@ from hvjob.jobs import (
     PlannedRequest,
     check_class,
 )
-from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, endpoint_url
+from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, default_port, endpoint_url
 from hvjob.wire import build, ns
 
 EXIT_USAGE = 2
@@ -987,7 +987,11 @@ def config_show(ctx: click.Context) -> None:
         if not isinstance(param, click.Option) or param.name in (None, "help", "version") or param.hidden:
             continue
         name = next(o for o in param.opts if o.startswith("--"))
-        rows.append((name, root.params.get(param.name), _origin(root, param, profile)))
+        value, origin = root.params.get(param.name), _origin(root, param, profile)
+        if param.name == "port" and value is None:  # what a host named without a port gets
+            scheme = settings.options.scheme
+            value, origin = default_port(scheme), f"{origin}, for --scheme {scheme}"
+        rows.append((name, value, origin))
     rows.append(("password", None, _password_origin(settings)))
     if settings.output == "json":
         doc = {

@@ -21,6 +21,7 @@ from hvjob.transport.options import (
     ConnectionOptions,
     Encryption,
     check_security,
+    default_port,
     endpoint_url,
 )
 from hvjob.transport.session import Recorder, WsmanSession
@@ -35,6 +36,7 @@ __all__ = [
     "Seam",
     "WsmanSession",
     "check_security",
+    "default_port",
     "endpoint_url",
     "nt_hash",
     "translate",

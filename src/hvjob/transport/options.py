@@ -108,11 +108,16 @@ def endpoint_url(host: str, options: ConnectionOptions) -> str:
     elif not _HOST_NAME.fullmatch(name):
         raise UsageError(f"invalid host name {name!r}")
     if port is None:
-        port = 5986 if options.scheme == "https" else 5985
+        port = default_port(options.scheme)
     if not 0 < port < 65536:
         raise UsageError(f"invalid port {port}")
     shown = f"[{name}]" if ":" in name else name
     return f"{options.scheme}://{shown}:{port}{options.path}"
+
+
+def default_port(scheme: str) -> int:
+    """WinRM's listener ports: 5986 for HTTPS, 5985 for HTTP."""
+    return 5986 if scheme == "https" else 5985
 
 
 def seals_messages(url: str, options: ConnectionOptions) -> bool:
