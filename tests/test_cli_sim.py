@@ -170,6 +170,17 @@ def test_a_typed_job_id_on_no_node(cluster: SimulatedCluster) -> None:
     assert methods(cluster) == []
 
 
+def test_a_typo_and_a_finished_job_get_their_hints(cluster: SimulatedCluster) -> None:
+    typo = hvjob(*ARGS, "show", node(cluster, "HVNODE01"), "--job", "0D2F5C1A-typo")
+    assert typo.returncode == 1 and "job not found (wsman_fault: " in typo.stdout
+    assert "no job 0D2F5C1A-typo there: check the id against hvjob list" in typo.stderr
+    on_cluster = hvjob(*ARGS, *resolve(cluster), "--cluster", "errors", "HVNODE01", "--job", "0D2F5C1A-typo")
+    assert on_cluster.returncode == 1 and "no job 0D2F5C1A-typo" in on_cluster.stdout + on_cluster.stderr
+    finished = hvjob(*ARGS, "kill", node(cluster, "HVNODE01"), "--job", default.COMPLETED)
+    assert finished.returncode == 1 and "already finished or cannot be cancelled" in finished.stderr
+    assert methods(cluster) == [("HVNODE01", "KillJob")]
+
+
 def test_ctrl_c_during_cluster_discovery_is_reported_in_the_output(users_file: Path) -> None:
     with SimulatedCluster(
         users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0, latency_ms=3000

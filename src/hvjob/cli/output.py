@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from hvjob.errors import HvjobError
+from hvjob.errors import HvjobError, MethodFailed
 from hvjob.fanout import FanoutReport, HostTarget
 from hvjob.jobs import OperationResult, PlannedRequest, state_label
 from hvjob.transport import endpoint_url
@@ -108,6 +108,8 @@ def _call(method: Any, return_value: Any, return_name: Any) -> str:
 def _detail(r: OperationResult, verbose: int) -> str:
     if r.error is not None:
         text = f"{r.error.type}: {r.error.message}"
+        if r.gone and r.error.type == "wsman_fault":
+            text = f"job not found ({text})"
         if r.error.type == "interrupted" and r.requests and "sent:" not in r.error.message:
             text += "; sent before: " + _requests(r)
         return text
@@ -306,6 +308,11 @@ def _hint_for(error: HvjobError, setting: HostSetting | None) -> str | None:
         if setting is not None and setting.transport == "basic" and plain:
             return "Basic over plain HTTP also needs AllowUnencrypted on the host; else check the user and password"
         return "check the user name (DOMAIN\\user) and password; for Kerberos, the ticket and the SPN"
+    if isinstance(error, MethodFailed) and (error.method, error.return_value) == ("KillJob", 32775):
+        return (
+            "Hyper-V answers 32775 (its Invalid State) for a job that has already finished or cannot be "
+            "cancelled: hvjob show reads its state"
+        )
     return None
 
 
@@ -315,7 +322,10 @@ def hints(report: FanoutReport, settings: Mapping[str, HostSetting] | None = Non
     for result in report.results:
         if result.error is None:
             continue
-        hint = _hint_for(result.error, (settings or {}).get(result.host))
+        if result.gone and result.job:
+            hint: str | None = f"no job {result.job} there: check the id against hvjob list (it is the InstanceID)"
+        else:
+            hint = _hint_for(result.error, (settings or {}).get(result.host))
         if hint is not None:
             found.setdefault(hint, []).append(result.host)
     return [f"{', '.join(hosts[:3])}{' and others' if len(hosts) > 3 else ''}: {hint}" for hint, hosts in found.items()]
