@@ -225,3 +225,17 @@ def test_list_sorted_by_a_column(http_server: FakeWinRMServer, home: Path) -> No
     jobs = json.loads(run(home, *args, "--sort", "state", env=env).stdout)["results"][0]["jobs"]
     states = [j["JobState"] for j in jobs]
     assert states == sorted(states) and len(set(states)) > 1
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('username = "CONTOSO\\admin"', "single quotes 'CONTOSO\\admin'"),  # \a is no TOML escape: an error
+        ('username = "CONTOSO\\backup"', "holds a control character ('CONTOSO\\x08ackup')"),  # \b is: a backspace
+    ],
+    ids=["invalid escape", "valid escape"],
+)
+def test_a_domain_user_in_double_quotes_is_an_error_that_says_how_to_write_it(home: Path, line: str, says: str) -> None:
+    write_config(home, f"[default]\n{line}\n")
+    proc = run(home, "config", "show")
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
