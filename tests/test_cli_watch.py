@@ -292,3 +292,25 @@ def test_the_last_screen_and_the_outcome_stay_after_the_live_view(cluster: Simul
         assert "Ctrl-C to quit" not in text  # the final table, printed on the normal screen
     finally:
         screen.close()
+
+
+def test_the_columns_that_fit_keep_node_job_and_state_and_drop_the_rest_in_order() -> None:
+    from hvjob.cli.watch import Row, _columns
+
+    def row(cls: str) -> Row:
+        return Row("HVNODE01", job_id(1), cls, "Nightly export", 4, 40, 252.5, "CONTOSO\\backup-svc", "")
+
+    one_class = [row("Msvm_CollectionReferencePointExportJob")] * 2
+    assert list(_columns(one_class, 200)) == [
+        "NODE",
+        "JOB",
+        "NAME / VM GROUP",
+        "STATE",
+        "PROGRESS",
+        "ELAPSED",
+        "OWNER",
+    ]  # fmt: skip  (one class: the heading names it)
+    assert "CLASS" in _columns([*one_class, row("Msvm_MigrationJob")], 200)
+    narrow = _columns(one_class, 70)
+    assert list(narrow) == ["NODE", "JOB", "STATE", "PROGRESS"] and narrow["PROGRESS"].width == 4  # no bar
+    assert list(_columns(one_class, 20)) == ["NODE", "JOB", "STATE"]  # never dropped, whatever the width
