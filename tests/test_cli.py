@@ -133,6 +133,15 @@ def test_no_password_off_a_terminal_is_a_usage_error(password: str | None) -> No
     assert proc.returncode == 2 and "no password" in proc.stderr and "HVJOB_PASSWORD" in proc.stderr
 
 
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_password_in_a_host_url_is_refused_and_never_printed(output: str) -> None:
+    url = f"http://alice:{CANARY_PASSWORD}@127.0.0.1:1/wsman"  # hvjob() fails the test if the canary shows
+    proc = hvjob("--scheme", "http", "-u", "alice", "--output", output, "list", url)
+    assert (
+        proc.returncode == 2 and "http://***@127.0.0.1:1/wsman: a host must not carry user information" in proc.stderr
+    )
+
+
 def test_dry_run_is_offline() -> None:
     proc = hvjob("--scheme", "http", "-u", "alice", "--dry-run", "kill", "node1.example.test", "--job", "J<1>")
     assert proc.returncode == 0

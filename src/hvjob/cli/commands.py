@@ -43,7 +43,15 @@ from hvjob.jobs import (
     PlannedRequest,
     check_class,
 )
-from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, default_port, endpoint_url
+from hvjob.transport import (
+    AUTH_METHODS,
+    ConnectionOptions,
+    WsmanSession,
+    check_security,
+    default_port,
+    endpoint_url,
+    without_userinfo,
+)
 from hvjob.wire import build, ns
 
 EXIT_USAGE = 2
@@ -422,7 +430,7 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
         try:
             check_security(endpoint_url(target.address, target.options), target.options)
         except UsageError as exc:
-            _usage(f"{target.name}: {exc.message}")
+            _usage(f"{without_userinfo(target.name)}: {exc.message}")
     if settings.cluster:
         if len(targets) != 1:
             _usage("--cluster takes exactly one HOST: a node of the cluster")

@@ -23,6 +23,7 @@ from hvjob.transport.options import (
     check_security,
     default_port,
     endpoint_url,
+    without_userinfo,
 )
 from hvjob.transport.session import Recorder, WsmanSession
 
@@ -40,4 +41,5 @@ __all__ = [
     "endpoint_url",
     "nt_hash",
     "translate",
+    "without_userinfo",
 ]

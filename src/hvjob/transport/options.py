@@ -66,7 +66,16 @@ class ConnectionOptions:
         return replace(self, password=password)
 
 
-_USERINFO = "a host must not carry user information ('user:password@'): give the user and the password as options"
+_USERINFO = "a host must not carry user information ('user:password@'): give the user and the password apart from it"
+
+
+def without_userinfo(host: str) -> str:
+    """``host`` with everything up to its last ``@`` (a ``user:password``, whatever it holds) shown
+    as ``***@``, for messages about it."""
+    if "@" not in host:
+        return host
+    scheme, sep, rest = host.partition("://") if "://" in host else ("", "", host)
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
 
 
 #: A DNS name, a NetBIOS name or an IPv4 address (IPv6 addresses are checked apart).
@@ -79,7 +88,7 @@ def endpoint_url(host: str, options: ConnectionOptions) -> str:
     A host with user information (``http://user:pw@node/wsman``, ``user:pw@node:5985``) is refused
     without repeating it: the password would otherwise reach ``a:To``, reprs, logs and results.
     """
-    if "@" in host.partition("/")[0] or ("://" in host and "@" in host.split("://", 1)[1].partition("/")[0]):
+    if "@" in host:  # no host name, address or WinRM path has one; a password may hold a '/'
         raise UsageError(_USERINFO)
     if "://" in host:
         try:
