@@ -216,6 +216,18 @@ def test_decode_types_the_properties_of_a_known_class() -> None:
     assert unknown["properties"] == {"JobState": "4", "Cancellable": "true", "Caption": "Export"}
 
 
+def test_a_ctrl_c_while_the_process_exits_ends_it_quietly_with_130() -> None:
+    # The SIGINT lands in an exit handler, as one may in logging's flush or a thread pool's join.
+    code = (
+        "import atexit, os, signal, sys, time; from hvjob.cli import run_cli;"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)));"
+        "sys.argv = ['hvjob', '--version']; run_cli()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and "hvjob" in proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+
+
 def test_version() -> None:
     proc = hvjob("--version")
     assert proc.returncode == 0 and "hvjob" in proc.stdout

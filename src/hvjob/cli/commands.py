@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1172,3 +1173,14 @@ def run_cli() -> None:
             f"hvjob: internal error: {type(exc).__name__}: {exc} (a bug: please report it; -vv shows where)", err=True
         )
         sys.exit(EXIT_INTERNAL)
+    finally:
+        # From here on the process only exits: a Ctrl-C that lands in the interpreter's exit
+        # handlers (logging's flush, a thread pool's join) ends it at once, with no traceback.
+        signal.signal(signal.SIGINT, _exit_interrupted)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    with contextlib.suppress(Exception):  # a write the signal cut into may refuse a reentrant flush
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
