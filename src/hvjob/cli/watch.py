@@ -391,8 +391,9 @@ class _Column:
 
 def _columns(rows: Sequence[Row], width: int) -> dict[str, _Column]:
     """The columns that fit ``width``, in display order. Node, job and state always (what a person
-    acts on is never cut); then progress, elapsed time, owner and name as room allows; the class
-    only when the jobs are of several (else the heading names it)."""
+    acts on is never cut); then progress, elapsed time, owner and name as room allows (the name
+    first when a job has failed: its error is written under the name); the class only when the
+    jobs are of several (else the heading names it)."""
     node = max([4, *(len(r.node) for r in rows)])
     job = min(40, max([3, *(len(r.job) for r in rows)]))
     state = min(23, max([5, *(len(state_label(r.state) or "?") for r in rows)]))
@@ -408,6 +409,8 @@ def _columns(rows: Sequence[Row], width: int) -> dict[str, _Column]:
         _Column("OWNER", owner, {**fixed, "min_width": owner, "overflow": "ellipsis"}),
         _Column("NAME / VM GROUP", 16, {"ratio": 1, "min_width": 16, "overflow": "fold"}),  # errors wrap here
     ]
+    if any(r.error for r in rows):  # a failed job's error is written in the name's cell: keep it in view
+        candidates.insert(3, candidates.pop())
     if len(classes) > 1:
         longest = max(len(c) for c in classes)
         candidates.append(_Column("CLASS", longest, {**fixed, "min_width": min(longest, 20), "overflow": "ellipsis"}))
