@@ -80,6 +80,7 @@ def test_check_mode_sends_nothing_mutating(cluster: SimulatedCluster) -> None:
     code, report = doc("--check", "kill", node(cluster, "HVNODE01"), "--job", default.COMPLETED)
     result = report["results"][0]  # kill sends KillJob to a finished job too: check mode says so
     assert code == 0 and (result["changed"], result["would_change"]) == (False, True)
+    assert result["notes"] == ["would call KillJob", "the job is already Completed: Hyper-V may refuse KillJob (32775)"]
     text = hvjob(*ARGS, "--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING).stdout
     assert re.search(r"ok\s+would\s+RequestStateChange", text)
     # stop --all across the cluster: the host's would_change is that of the jobs it would stop.
