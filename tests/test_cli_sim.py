@@ -177,6 +177,10 @@ def test_a_typo_and_a_finished_job_get_their_hints(cluster: SimulatedCluster) ->
     assert "no job 0D2F5C1A-typo there: check the id against hvjob list" in typo.stderr
     on_cluster = hvjob(*ARGS, *resolve(cluster), "--cluster", "errors", "HVNODE01", "--job", "0D2F5C1A-typo")
     assert on_cluster.returncode == 1 and "no job 0D2F5C1A-typo" in on_cluster.stdout + on_cluster.stderr
+    missing_ok = hvjob(*ARGS, *resolve(cluster), "--cluster", "stop", "HVNODE01", "--job", "0D2F5C1A-typo")
+    assert missing_ok.returncode == 0 and "no job 0D2F5C1A-typo there" in missing_ok.stderr  # ok, yet hinted
+    found = hvjob(*ARGS, *resolve(cluster), "--cluster", "show", "HVNODE01", "--job", default.RUNNING)
+    assert found.returncode == 0 and "hint" not in found.stderr  # the nodes without it are no mistake
     finished = hvjob(*ARGS, "kill", node(cluster, "HVNODE01"), "--job", default.COMPLETED)
     assert finished.returncode == 1 and "already finished or cannot be cancelled" in finished.stderr
     assert methods(cluster) == [("HVNODE01", "KillJob")]

@@ -108,7 +108,7 @@ def _call(method: Any, return_value: Any, return_name: Any) -> str:
 def _detail(r: OperationResult, verbose: int) -> str:
     if r.error is not None:
         text = f"{r.error.type}: {r.error.message}"
-        if r.gone and r.error.type == "wsman_fault":
+        if r.gone and r.error.type == "wsman_fault" and "not found" not in r.error.message:
             text = f"job not found ({text})"
         if r.error.type == "interrupted" and r.requests and "sent:" not in r.error.message:
             text += "; sent before: " + _requests(r)
@@ -319,13 +319,16 @@ def _hint_for(error: HvjobError, setting: HostSetting | None) -> str | None:
 def hints(report: FanoutReport, settings: Mapping[str, HostSetting] | None = None) -> list[str]:
     """One hint per kind of common mistake the report shows, naming the hosts it applies to."""
     found: dict[str, list[str]] = {}
+    about_a_job = [r for r in report.results if r.job]
+    # A job no host has is most often a typo, whether or not --missing-ok made that a success.
+    nowhere = bool(about_a_job) and all(r.gone for r in about_a_job)
     for result in report.results:
-        if result.error is None:
-            continue
-        if result.gone and result.job:
+        if nowhere and result.gone and result.job:
             hint: str | None = f"no job {result.job} there: check the id against hvjob list (it is the InstanceID)"
-        else:
+        elif result.error is not None and not result.gone:
             hint = _hint_for(result.error, (settings or {}).get(result.host))
+        else:
+            hint = None
         if hint is not None:
             found.setdefault(hint, []).append(result.host)
     return [f"{', '.join(hosts[:3])}{' and others' if len(hosts) > 3 else ''}: {hint}" for hint, hosts in found.items()]
