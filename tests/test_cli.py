@@ -131,6 +131,7 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 def test_no_password_off_a_terminal_is_a_usage_error(password: str | None) -> None:
     proc = hvjob("-u", "alice", "show", "h1", "--job", "x", password=password)
     assert proc.returncode == 2 and "no password" in proc.stderr and "HVJOB_PASSWORD" in proc.stderr
+    assert ("it is set, but empty" in proc.stderr) is (password == "")
 
 
 @pytest.mark.parametrize("output", ["text", "json"])

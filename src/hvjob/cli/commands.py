@@ -391,7 +391,8 @@ def _need_credentials(settings: Settings) -> None:
         password = click.prompt(f"Password for {opts.username}", hide_input=True, err=True)
         settings.options = opts.with_password(password)
         return
-    _usage("no password: set HVJOB_PASSWORD, use --password-file, or run on a terminal to be prompted")
+    empty = " (it is set, but empty)" if os.environ.get("HVJOB_PASSWORD") == "" else ""
+    _usage(f"no password: set HVJOB_PASSWORD{empty}, use --password-file, or run on a terminal to be prompted")
 
 
 def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
