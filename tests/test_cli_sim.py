@@ -105,6 +105,9 @@ def test_stop_all_stops_the_running_and_leaves_the_uncancellable_untouched(clust
     assert (
         jobs[default.NOT_CANCELLABLE]["changed"] is False and jobs[default.NOT_CANCELLABLE]["error"]["type"] == "method"
     )
+    assert "the force option sends it anyway" in jobs[default.NOT_CANCELLABLE]["error"]["message"]  # the library's
+    text = hvjob(*ARGS, "stop", node(cluster, "HVNODE03"), "--job", default.NOT_CANCELLABLE).stdout
+    assert "nothing was sent (--force sends it anyway)" in text  # the CLI's words for it
     assert methods(cluster) == [("HVNODE03", "RequestStateChange")]
     assert methods(cluster, default.COMPLETING) == [("HVNODE03", "RequestStateChange")]
     assert cluster.job(default.NOT_CANCELLABLE)["state"] == "Running"

@@ -1023,7 +1023,7 @@ class JobClient:
         if job.cancellable is False and not force:
             result.error = JobNotCancellable(
                 f"job {job_id} is not cancellable (Cancellable = false); nothing was sent "
-                "(the force option, --force in the CLI, sends it anyway)",
+                "(the force option sends it anyway)",
                 host=self.host,
             )
             return result

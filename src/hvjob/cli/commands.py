@@ -21,6 +21,7 @@ from click.core import ParameterSource
 from hvjob import __version__
 from hvjob.cli import config, output
 from hvjob.cli import watch as live
+from hvjob.cli.output import in_cli_words
 from hvjob.errors import HvjobError, Interrupted, UsageError
 from hvjob.fanout import (
     FanoutReport,
@@ -89,27 +90,6 @@ class Settings:
     anonymous: bool = False  # identify --anonymous: no credentials needed
     profile: config.Profile = field(default_factory=lambda: config.Profile(None, None))
     sort_by: str | None = None  # list --sort
-
-
-#: The library's option names in its messages, and the flags that set them here.
-_FLAGS = {
-    "allow_unencrypted": "--allow-unencrypted",
-    "ca_trust_path": "--ca-trust",
-    "cert_pem": "--cert-pem",
-    "cert_key_pem": "--cert-key-pem",
-    "message_encryption": "--message-encryption",
-    "insecure": "--insecure",
-    "connect_timeout": "--connect-timeout",
-    "operation_timeout": "--operation-timeout",
-    "spn_hostname": "--spn-hostname",
-    "set username": "set -u",
-}
-_FLAG_WORDS = re.compile(r"\b(" + "|".join(re.escape(name) for name in _FLAGS) + r")\b")
-
-
-def in_cli_words(message: str) -> str:
-    """A library message that names its options (``allow_unencrypted``), as the flags of this CLI."""
-    return _FLAG_WORDS.sub(lambda match: _FLAGS[match.group(1)], message)
 
 
 def _usage(message: str) -> NoReturn:

@@ -105,9 +105,31 @@ def _call(method: Any, return_value: Any, return_name: Any) -> str:
     return f"{method} returned {return_value} ({return_name})"
 
 
+#: The library's option names in its messages, and the flags that set them here.
+_FLAGS = {
+    "allow_unencrypted": "--allow-unencrypted",
+    "ca_trust_path": "--ca-trust",
+    "cert_pem": "--cert-pem",
+    "cert_key_pem": "--cert-key-pem",
+    "message_encryption": "--message-encryption",
+    "insecure": "--insecure",
+    "connect_timeout": "--connect-timeout",
+    "operation_timeout": "--operation-timeout",
+    "spn_hostname": "--spn-hostname",
+    "set username": "set -u",
+    "the force option": "--force",
+}
+_FLAG_WORDS = re.compile(r"\b(" + "|".join(re.escape(name) for name in _FLAGS) + r")\b")
+
+
+def in_cli_words(message: str) -> str:
+    """A library message that names its options (``allow_unencrypted``), as the flags of this CLI."""
+    return _FLAG_WORDS.sub(lambda match: _FLAGS[match.group(1)], message)
+
+
 def _detail(r: OperationResult, verbose: int) -> str:
     if r.error is not None:
-        text = f"{r.error.type}: {r.error.message}"
+        text = f"{r.error.type}: {in_cli_words(r.error.message)}"
         if r.gone and r.error.type == "wsman_fault" and "not found" not in r.error.message:
             text = f"job not found ({text})"
         if r.error.type == "interrupted" and r.requests and "sent:" not in r.error.message:
@@ -141,7 +163,11 @@ def _details(r: OperationResult, verbose: int) -> str:
                 "would" if j.get("would_change") else {True: "yes", False: "no", None: "unknown"}[j.get("changed")],
                 _call(j.get("method"), j.get("return_value"), j.get("return_name")),
                 str(j.get("job_state") or ""),
-                (f"{j['error']['type']}: {j['error']['message']}" if j.get("error") else "; ".join(j.get("notes", []))),
+                (
+                    f"{j['error']['type']}: {in_cli_words(j['error']['message'])}"
+                    if j.get("error")
+                    else "; ".join(j.get("notes", []))
+                ),
             ]
             for j in r.jobs
         ]
