@@ -643,7 +643,9 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option("--state", "states", metavar="STATE[,STATE...]", help="Only jobs in these states."),
             click.option(
-                "--older-than", metavar="DURATION", help="Only jobs started longer ago (90s, 30m, 2h, 1d)."
+                "--older-than",
+                metavar="DURATION",
+                help="Only jobs that have run longer (ElapsedTime, else since StartTime): 90s, 30m, 2h, 1d.",
             ),
             click.option("--owner", metavar="USER", help="Only jobs whose Owner is USER (case-insensitive)."),
             click.option("--name", "name_glob", metavar="GLOB", help="Only jobs whose name, VM group or export "
