@@ -76,7 +76,7 @@ truth /_hvjob/jobs '{"id": "0D2F5C1A-7E3B-4A9D-8C2E-0000000000AA", "node": "HVNO
 hv --cluster list HVNODE01 --state Running --older-than 2h --owner 'CONTOSO\backup-svc'
 hv --cluster stop HVNODE01 --all --older-than 2h --owner 'CONTOSO\backup-svc' --yes
 
-step "5. KillJob on a job that has already completed: the node refuses with 32775 (Hyper-V's Invalid State), exit 1"
+step "5. KillJob on a job that has already completed: the node refuses (32775: Vendor Specific in KillJob's table, Invalid State in Hyper-V's), exit 1"
 hv kill HVNODE01 --job "$completed" || echo "(exit $?, as expected: nothing was changed)"
 
 step "6. Wait for a job to complete (the simulator's clock is moved 60 s on instead of waiting)"
@@ -89,5 +89,5 @@ hv errors HVNODE02 --job "$failed"
 step "8. What the cluster really did (its ground truth): every method its providers executed"
 truth /_hvjob/log
 echo
-echo "The simulator logged each request it answered in $work/requests.log (removed when the demo ends)."
+echo "The simulator answered $(grep -c " -> " "$work/requests.log") requests (hvjob serve --simulate prints each one on stderr)."
 echo "Next: docs/testing.md (test your own scripts and playbooks against it), docs/cli.md (every command)."

@@ -131,6 +131,16 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 def test_no_password_off_a_terminal_is_a_usage_error(password: str | None) -> None:
     proc = hvjob("-u", "alice", "show", "h1", "--job", "x", password=password)
     assert proc.returncode == 2 and "no password" in proc.stderr and "HVJOB_PASSWORD" in proc.stderr
+    assert ("it is set, but empty" in proc.stderr) is (password == "")
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_password_in_a_host_url_is_refused_and_never_printed(output: str) -> None:
+    url = f"http://alice:{CANARY_PASSWORD}@127.0.0.1:1/wsman"  # hvjob() fails the test if the canary shows
+    proc = hvjob("--scheme", "http", "-u", "alice", "--output", output, "list", url)
+    assert (
+        proc.returncode == 2 and "http://***@127.0.0.1:1/wsman: a host must not carry user information" in proc.stderr
+    )
 
 
 def test_dry_run_is_offline() -> None:
@@ -205,6 +215,18 @@ def test_decode_types_the_properties_of_a_known_class() -> None:
     assert known["properties"] == {"JobState": 4, "Cancellable": True, "Caption": "Export"}
     unknown = json.loads(hvjob("decode", "-", stdin=instance("Contoso_Thing")).stdout)
     assert unknown["properties"] == {"JobState": "4", "Cancellable": "true", "Caption": "Export"}
+
+
+def test_a_ctrl_c_while_the_process_exits_ends_it_quietly_with_130() -> None:
+    # The SIGINT lands in an exit handler, as one may in logging's flush or a thread pool's join.
+    code = (
+        "import atexit, os, signal, sys, time; from hvjob.cli import run_cli;"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)));"
+        "sys.argv = ['hvjob', '--version']; run_cli()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and "hvjob" in proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
 
 
 def test_version() -> None:
@@ -422,11 +444,21 @@ def test_connection_refused_gets_a_hint() -> None:
     assert proc.returncode == 3 and "check the host and port" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "0.2s"), (12.5, "12.5s"), (59.96, "1m0s"), (252.5, "4m12s"), (610, "10m10s"), (7200.7, "2h0m0s")],
+)
+def test_durations_read_alike_in_a_column(seconds: float, text: str) -> None:
+    from hvjob.cli.output import duration
+
+    assert duration(seconds) == text
+
+
 def test_show_prints_the_useful_properties(http_server: FakeWinRMServer) -> None:
     proc = hvjob(*http_args(http_server), "show", host(http_server), "--job", job_id(0x360))
     out = proc.stdout
     for line in ("JobState +Running \\(4\\)", "PercentComplete +50", "Owner +CONTOSO\\\\backup-svc",
-                 "StartTime +2026-11-25 03:02:11Z", "ElapsedTime +4m12.5s", "Cancellable +true"):  # fmt: skip
+                 "StartTime +2026-11-25 03:02:11Z", "ElapsedTime +4m12s", "Cancellable +true"):  # fmt: skip
         assert re.search(line, out), (line, out)
     assert "Caption" not in out  # the rest with -v
     assert "Caption" in hvjob(*http_args(http_server), "-v", "show", host(http_server), "--job", job_id(0x361)).stdout

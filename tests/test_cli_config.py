@@ -86,6 +86,14 @@ def test_precedence_command_line_environment_profile_default(home: Path) -> None
     assert settings(home, env={"HVJOB_PROFILE": "lab"})["settings"]["port"]["value"] == 2222
 
 
+def test_an_unset_port_shows_the_one_the_scheme_gives(home: Path) -> None:
+    assert settings(home)["settings"]["port"] == {"value": 5986, "origin": "default, for --scheme https"}
+    assert settings(home, "--scheme", "http")["settings"]["port"] == {
+        "value": 5985,
+        "origin": "default, for --scheme http",
+    }
+
+
 def test_every_global_option_has_an_environment_variable(home: Path) -> None:
     doc = settings(home, env={"HVJOB_SCHEME": "http", "HVJOB_CA_TRUST": "/etc/ca.pem", "HVJOB_INSECURE": "1",
                               "HVJOB_OPERATION_TIMEOUT": "7", "HVJOB_CLUSTER_DOMAIN": "x.test"})  # fmt: skip
@@ -217,3 +225,17 @@ def test_list_sorted_by_a_column(http_server: FakeWinRMServer, home: Path) -> No
     jobs = json.loads(run(home, *args, "--sort", "state", env=env).stdout)["results"][0]["jobs"]
     states = [j["JobState"] for j in jobs]
     assert states == sorted(states) and len(set(states)) > 1
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('username = "CONTOSO\\admin"', "single quotes 'CONTOSO\\admin'"),  # \a is no TOML escape: an error
+        ('username = "CONTOSO\\backup"', "holds a control character ('CONTOSO\\x08ackup')"),  # \b is: a backspace
+    ],
+    ids=["invalid escape", "valid escape"],
+)
+def test_a_domain_user_in_double_quotes_is_an_error_that_says_how_to_write_it(home: Path, line: str, says: str) -> None:
+    write_config(home, f"[default]\n{line}\n")
+    proc = run(home, "config", "show")
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr

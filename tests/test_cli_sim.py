@@ -80,6 +80,7 @@ def test_check_mode_sends_nothing_mutating(cluster: SimulatedCluster) -> None:
     code, report = doc("--check", "kill", node(cluster, "HVNODE01"), "--job", default.COMPLETED)
     result = report["results"][0]  # kill sends KillJob to a finished job too: check mode says so
     assert code == 0 and (result["changed"], result["would_change"]) == (False, True)
+    assert result["notes"] == ["would call KillJob", "the job is already Completed: Hyper-V may refuse KillJob (32775)"]
     text = hvjob(*ARGS, "--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING).stdout
     assert re.search(r"ok\s+would\s+RequestStateChange", text)
     # stop --all across the cluster: the host's would_change is that of the jobs it would stop.
@@ -104,6 +105,9 @@ def test_stop_all_stops_the_running_and_leaves_the_uncancellable_untouched(clust
     assert (
         jobs[default.NOT_CANCELLABLE]["changed"] is False and jobs[default.NOT_CANCELLABLE]["error"]["type"] == "method"
     )
+    assert "the force option sends it anyway" in jobs[default.NOT_CANCELLABLE]["error"]["message"]  # the library's
+    text = hvjob(*ARGS, "stop", node(cluster, "HVNODE03"), "--job", default.NOT_CANCELLABLE).stdout
+    assert "nothing was sent (--force sends it anyway)" in text  # the CLI's words for it
     assert methods(cluster) == [("HVNODE03", "RequestStateChange")]
     assert methods(cluster, default.COMPLETING) == [("HVNODE03", "RequestStateChange")]
     assert cluster.job(default.NOT_CANCELLABLE)["state"] == "Running"
@@ -168,6 +172,21 @@ def test_a_typed_job_id_on_no_node(cluster: SimulatedCluster) -> None:
     code, report = doc(*resolve(cluster), "--cluster", "show", "HVNODE01", "--job", "0D2F5C1A-typo")
     assert code == 1 and report["summary"]["job_found_on"] == []
     assert methods(cluster) == []
+
+
+def test_a_typo_and_a_finished_job_get_their_hints(cluster: SimulatedCluster) -> None:
+    typo = hvjob(*ARGS, "show", node(cluster, "HVNODE01"), "--job", "0D2F5C1A-typo")
+    assert typo.returncode == 1 and "job not found (wsman_fault: " in typo.stdout
+    assert "no job 0D2F5C1A-typo there: check the id against hvjob list" in typo.stderr
+    on_cluster = hvjob(*ARGS, *resolve(cluster), "--cluster", "errors", "HVNODE01", "--job", "0D2F5C1A-typo")
+    assert on_cluster.returncode == 1 and "no job 0D2F5C1A-typo" in on_cluster.stdout + on_cluster.stderr
+    missing_ok = hvjob(*ARGS, *resolve(cluster), "--cluster", "stop", "HVNODE01", "--job", "0D2F5C1A-typo")
+    assert missing_ok.returncode == 0 and "no job 0D2F5C1A-typo there" in missing_ok.stderr  # ok, yet hinted
+    found = hvjob(*ARGS, *resolve(cluster), "--cluster", "show", "HVNODE01", "--job", default.RUNNING)
+    assert found.returncode == 0 and "hint" not in found.stderr  # the nodes without it are no mistake
+    finished = hvjob(*ARGS, "kill", node(cluster, "HVNODE01"), "--job", default.COMPLETED)
+    assert finished.returncode == 1 and "already finished or cannot be cancelled" in finished.stderr
+    assert methods(cluster) == [("HVNODE01", "KillJob")]
 
 
 def test_ctrl_c_during_cluster_discovery_is_reported_in_the_output(users_file: Path) -> None:

@@ -41,6 +41,7 @@ import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -292,3 +293,35 @@ def test_the_last_screen_and_the_outcome_stay_after_the_live_view(cluster: Simul
         assert "Ctrl-C to quit" not in text  # the final table, printed on the normal screen
     finally:
         screen.close()
+
+
+def test_the_columns_that_fit_keep_node_job_and_state_and_drop_the_rest_in_order() -> None:
+    from hvjob.cli.watch import Row, _columns
+
+    def row(cls: str) -> Row:
+        return Row("HVNODE01", job_id(1), cls, "Nightly export", 4, 40, 252.5, "CONTOSO\\backup-svc", "")
+
+    one_class = [row("Msvm_CollectionReferencePointExportJob")] * 2
+    assert list(_columns(one_class, 200)) == [
+        "NODE",
+        "JOB",
+        "NAME / VM GROUP",
+        "STATE",
+        "PROGRESS",
+        "ELAPSED",
+        "OWNER",
+    ]  # fmt: skip  (one class: the heading names it)
+    assert "CLASS" in _columns([*one_class, row("Msvm_MigrationJob")], 200)
+    narrow = _columns(one_class, 70)
+    assert list(narrow) == ["NODE", "JOB", "STATE", "PROGRESS"] and narrow["PROGRESS"].width == 4  # no bar
+    assert list(_columns(one_class, 20)) == ["NODE", "JOB", "STATE"]  # never dropped, whatever the width
+
+
+def test_a_failed_jobs_error_stays_in_view_on_a_narrow_terminal() -> None:
+    from hvjob.cli.watch import Row, _columns
+
+    failed = Row(
+        "HVNODE01", job_id(5), "Msvm_ConcreteJob", "Export", 10, 35, 40.0, "CONTOSO\\backup-svc", "ErrorCode 32768"
+    )
+    assert "NAME / VM GROUP" in _columns([failed], 90)
+    assert "NAME / VM GROUP" not in _columns([replace(failed, error="")], 90)  # room for progress instead

@@ -7,6 +7,7 @@ every job renders every property its class documents, with values consistent wit
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,7 @@ def test_request_state_change_async_passes_shutting_down_with_a_tracking_job() -
     assert isinstance(reference, Reference) and reference.class_name == CONCRETE_JOB
     tracker = m.find(reference.instance_id)
     assert tracker is not None and tracker.tracks == "J" and tracker.state is JobState.RUNNING
+    assert str(uuid.UUID(tracker.id)).upper() == tracker.id  # a GUID of its own, like Hyper-V's
     assert state(m, "J") is JobState.SHUTTING_DOWN
     job = m.find("J")
     assert job is not None and job.percent(m.clock.now()) == 65  # frozen where it stopped

@@ -14,6 +14,7 @@ import http.client
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -253,3 +254,20 @@ def test_simulate_options_need_simulate(users_file: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2 and "need --simulate" in proc.stderr
+
+
+@pytest.mark.parametrize("simulate", [True, False], ids=["simulator", "fixtures"])
+def test_a_port_in_use_names_the_address_and_the_way_out(users_file: Path, simulate: bool) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [*HVJOB, "serve", *(["--simulate"] if simulate else []), "--port", str(port), "--users", str(users_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "--port 0 picks free ports" in proc.stderr

@@ -14,7 +14,7 @@ import pytest
 from conftest import CANARY_NT_HASH, CANARY_PASSWORD, JOB_URI, SCENARIOS, job_id, leaks, options
 from hvjob import errors
 from hvjob.testing import FakeWinRMServer, make_pki
-from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url
+from hvjob.transport import ConnectionOptions, WsmanSession, endpoint_url, without_userinfo
 from hvjob.transport.options import kerberos_available
 from hvjob.wire import build
 from hvjob.wire.parse import CimInstance, MethodOutput
@@ -300,6 +300,7 @@ def test_endpoint_url(host: str, url: str) -> None:
         "alice:Leaky-Secret-99@node1:5985",
         "alice:Leaky-Secret-99@node1",
         "Leaky-Secret-99@[::1]:5985",
+        "http://alice:Leaky/Secret-99@node1/wsman",  # a '/' in the password: not a path
     ],
 )
 def test_a_host_with_user_information_is_refused_without_repeating_it(host: str) -> None:
@@ -311,8 +312,11 @@ def test_a_host_with_user_information_is_refused_without_repeating_it(host: str)
         assert "user information" in info.value.message
 
 
-def test_an_at_sign_in_the_path_is_not_user_information() -> None:
-    assert endpoint_url("http://node1:5985/wsman@x", options()) == "http://node1:5985/wsman@x"
+def test_any_at_sign_is_refused_and_messages_show_the_host_without_what_precedes_it() -> None:
+    with pytest.raises(errors.UsageError):  # no WinRM path has one; a password may hold a '/'
+        endpoint_url("http://node1:5985/wsman@x", options())
+    assert without_userinfo("http://alice:p://w/d@node1:5985/wsman") == "http://***@node1:5985/wsman"
+    assert without_userinfo("alice:pw@node1") == "***@node1" and without_userinfo("node1:5985") == "node1:5985"
 
 
 @pytest.mark.parametrize(

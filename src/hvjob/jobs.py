@@ -1023,7 +1023,7 @@ class JobClient:
         if job.cancellable is False and not force:
             result.error = JobNotCancellable(
                 f"job {job_id} is not cancellable (Cancellable = false); nothing was sent "
-                "(the force option, --force in the CLI, sends it anyway)",
+                "(the force option sends it anyway)",
                 host=self.host,
             )
             return result
@@ -1200,6 +1200,10 @@ class JobClient:
                 return self._gone(result, exc, missing_ok)
         result.would_change = True
         result.notes.append("would call KillJob")
+        state = result.job_state
+        if state is not None and (state.is_terminal or (result.properties or {}).get("Cancellable") is False):
+            why = f"already {state.label}" if state.is_terminal else "not cancellable"
+            result.notes.append(f"the job is {why}: Hyper-V may refuse KillJob (32775)")
         return result
 
     def _read_live(self, result: OperationResult, job_id: str, missing_ok: bool) -> Job | None:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from click.core import ParameterSource
 from hvjob import __version__
 from hvjob.cli import config, output
 from hvjob.cli import watch as live
+from hvjob.cli.output import in_cli_words
 from hvjob.errors import HvjobError, Interrupted, UsageError
 from hvjob.fanout import (
     FanoutReport,
@@ -43,7 +45,15 @@ from hvjob.jobs import (
     PlannedRequest,
     check_class,
 )
-from hvjob.transport import AUTH_METHODS, ConnectionOptions, WsmanSession, check_security, endpoint_url
+from hvjob.transport import (
+    AUTH_METHODS,
+    ConnectionOptions,
+    WsmanSession,
+    check_security,
+    default_port,
+    endpoint_url,
+    without_userinfo,
+)
 from hvjob.wire import build, ns
 
 EXIT_USAGE = 2
@@ -80,27 +90,6 @@ class Settings:
     anonymous: bool = False  # identify --anonymous: no credentials needed
     profile: config.Profile = field(default_factory=lambda: config.Profile(None, None))
     sort_by: str | None = None  # list --sort
-
-
-#: The library's option names in its messages, and the flags that set them here.
-_FLAGS = {
-    "allow_unencrypted": "--allow-unencrypted",
-    "ca_trust_path": "--ca-trust",
-    "cert_pem": "--cert-pem",
-    "cert_key_pem": "--cert-key-pem",
-    "message_encryption": "--message-encryption",
-    "insecure": "--insecure",
-    "connect_timeout": "--connect-timeout",
-    "operation_timeout": "--operation-timeout",
-    "spn_hostname": "--spn-hostname",
-    "set username": "set -u",
-}
-_FLAG_WORDS = re.compile(r"\b(" + "|".join(re.escape(name) for name in _FLAGS) + r")\b")
-
-
-def in_cli_words(message: str) -> str:
-    """A library message that names its options (``allow_unencrypted``), as the flags of this CLI."""
-    return _FLAG_WORDS.sub(lambda match: _FLAGS[match.group(1)], message)
 
 
 def _usage(message: str) -> NoReturn:
@@ -382,7 +371,8 @@ def _need_credentials(settings: Settings) -> None:
         password = click.prompt(f"Password for {opts.username}", hide_input=True, err=True)
         settings.options = opts.with_password(password)
         return
-    _usage("no password: set HVJOB_PASSWORD, use --password-file, or run on a terminal to be prompted")
+    empty = " (it is set, but empty)" if os.environ.get("HVJOB_PASSWORD") == "" else ""
+    _usage(f"no password: set HVJOB_PASSWORD{empty}, use --password-file, or run on a terminal to be prompted")
 
 
 def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
@@ -422,7 +412,7 @@ def _targets(settings: Settings, hosts: tuple[str, ...]) -> list[HostTarget]:
         try:
             check_security(endpoint_url(target.address, target.options), target.options)
         except UsageError as exc:
-            _usage(f"{target.name}: {exc.message}")
+            _usage(f"{without_userinfo(target.name)}: {exc.message}")
     if settings.cluster:
         if len(targets) != 1:
             _usage("--cluster takes exactly one HOST: a node of the cluster")
@@ -653,7 +643,9 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option("--state", "states", metavar="STATE[,STATE...]", help="Only jobs in these states."),
             click.option(
-                "--older-than", metavar="DURATION", help="Only jobs started longer ago (90s, 30m, 2h, 1d)."
+                "--older-than",
+                metavar="DURATION",
+                help="Only jobs that have run longer (ElapsedTime, else since StartTime): 90s, 30m, 2h, 1d.",
             ),
             click.option("--owner", metavar="USER", help="Only jobs whose Owner is USER (case-insensitive)."),
             click.option("--name", "name_glob", metavar="GLOB", help="Only jobs whose name, VM group or export "
@@ -987,7 +979,11 @@ def config_show(ctx: click.Context) -> None:
         if not isinstance(param, click.Option) or param.name in (None, "help", "version") or param.hidden:
             continue
         name = next(o for o in param.opts if o.startswith("--"))
-        rows.append((name, root.params.get(param.name), _origin(root, param, profile)))
+        value, origin = root.params.get(param.name), _origin(root, param, profile)
+        if param.name == "port" and value is None:  # what a host named without a port gets
+            scheme = settings.options.scheme
+            value, origin = default_port(scheme), f"{origin}, for --scheme {scheme}"
+        rows.append((name, value, origin))
     rows.append(("password", None, _password_origin(settings)))
     if settings.output == "json":
         doc = {
@@ -1160,3 +1156,14 @@ def run_cli() -> None:
             f"hvjob: internal error: {type(exc).__name__}: {exc} (a bug: please report it; -vv shows where)", err=True
         )
         sys.exit(EXIT_INTERNAL)
+    finally:
+        # From here on the process only exits: a Ctrl-C that lands in the interpreter's exit
+        # handlers (logging's flush, a thread pool's join) ends it at once, with no traceback.
+        signal.signal(signal.SIGINT, _exit_interrupted)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    with contextlib.suppress(Exception):  # a write the signal cut into may refuse a reentrant flush
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)

@@ -104,7 +104,10 @@ def load(option_names: Mapping[str, str], profile: str | None, environ: Mapping[
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
+        hint = ""
+        if isinstance(exc, tomllib.TOMLDecodeError) and "Unescaped '\\'" in str(exc):
+            hint = " (a DOMAIN\\user in TOML: single quotes 'CONTOSO\\admin', or the backslash doubled)"
+        raise UsageError(f"cannot read {path}: {exc}{hint}") from exc
     unknown_tables = sorted(set(data) - {"default", "profile"})
     if unknown_tables:
         raise UsageError(f"{path}: unknown table [{unknown_tables[0]}]; use [default] and [profile.NAME]")
@@ -177,6 +180,12 @@ def _check_table(path: Path, where: str, table: Any, option_names: Mapping[str, 
             raise UsageError(f"{path}: {where}: groups must be a table of NAME = [hosts]")
         if key == "password_command" and not isinstance(value, str):
             raise UsageError(f"{path}: {where}: password_command must be a string")
+        if isinstance(value, str) and any(ord(c) < 32 for c in value):
+            # "CONTOSO\backup" in double quotes: TOML reads \b as a backspace, silently.
+            raise UsageError(
+                f"{path}: {where}: {key} holds a control character ({value!r}): a backslash in double quotes "
+                "starts an escape; write 'CONTOSO\\user' in single quotes, or double the backslash"
+            )
 
 
 def _refuse_if_others_can_read(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from hvjob.errors import HvjobError
+from hvjob.errors import HvjobError, MethodFailed
 from hvjob.fanout import FanoutReport, HostTarget
 from hvjob.jobs import OperationResult, PlannedRequest, state_label
 from hvjob.transport import endpoint_url
@@ -105,9 +105,33 @@ def _call(method: Any, return_value: Any, return_name: Any) -> str:
     return f"{method} returned {return_value} ({return_name})"
 
 
+#: The library's option names in its messages, and the flags that set them here.
+_FLAGS = {
+    "allow_unencrypted": "--allow-unencrypted",
+    "ca_trust_path": "--ca-trust",
+    "cert_pem": "--cert-pem",
+    "cert_key_pem": "--cert-key-pem",
+    "message_encryption": "--message-encryption",
+    "insecure": "--insecure",
+    "connect_timeout": "--connect-timeout",
+    "operation_timeout": "--operation-timeout",
+    "spn_hostname": "--spn-hostname",
+    "set username": "set -u",
+    "the force option": "--force",
+}
+_FLAG_WORDS = re.compile(r"\b(" + "|".join(re.escape(name) for name in _FLAGS) + r")\b")
+
+
+def in_cli_words(message: str) -> str:
+    """A library message that names its options (``allow_unencrypted``), as the flags of this CLI."""
+    return _FLAG_WORDS.sub(lambda match: _FLAGS[match.group(1)], message)
+
+
 def _detail(r: OperationResult, verbose: int) -> str:
     if r.error is not None:
-        text = f"{r.error.type}: {r.error.message}"
+        text = f"{r.error.type}: {in_cli_words(r.error.message)}"
+        if r.gone and r.error.type == "wsman_fault" and "not found" not in r.error.message:
+            text = f"job not found ({text})"
         if r.error.type == "interrupted" and r.requests and "sent:" not in r.error.message:
             text += "; sent before: " + _requests(r)
         return text
@@ -139,7 +163,11 @@ def _details(r: OperationResult, verbose: int) -> str:
                 "would" if j.get("would_change") else {True: "yes", False: "no", None: "unknown"}[j.get("changed")],
                 _call(j.get("method"), j.get("return_value"), j.get("return_name")),
                 str(j.get("job_state") or ""),
-                (f"{j['error']['type']}: {j['error']['message']}" if j.get("error") else "; ".join(j.get("notes", []))),
+                (
+                    f"{j['error']['type']}: {in_cli_words(j['error']['message'])}"
+                    if j.get("error")
+                    else "; ".join(j.get("notes", []))
+                ),
             ]
             for j in r.jobs
         ]
@@ -221,17 +249,15 @@ def when(iso: Any) -> str:
 
 
 def duration(seconds: float) -> str:
-    """``252.5`` -> ``4m12.5s``; ``7200`` -> ``2h0m0s``."""
-    whole = int(seconds)
-    fraction = seconds - whole
-    hours, rest = divmod(whole, 3600)
+    """``12.5`` -> ``12.5s``; ``252.5`` -> ``4m12s``; ``7200`` -> ``2h0m0s``: tenths below a minute
+    only, so that a column of ages reads alike."""
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
+    hours, rest = divmod(max(60, int(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
-    sec_text = f"{secs + fraction:.1f}".rstrip("0").rstrip(".") + "s"
     if hours:
-        return f"{hours}h{minutes}m{sec_text}"
-    if minutes:
-        return f"{minutes}m{sec_text}"
-    return sec_text
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, indent: int = 0) -> str:
@@ -308,16 +334,27 @@ def _hint_for(error: HvjobError, setting: HostSetting | None) -> str | None:
         if setting is not None and setting.transport == "basic" and plain:
             return "Basic over plain HTTP also needs AllowUnencrypted on the host; else check the user and password"
         return "check the user name (DOMAIN\\user) and password; for Kerberos, the ticket and the SPN"
+    if isinstance(error, MethodFailed) and (error.method, error.return_value) == ("KillJob", 32775):
+        return (
+            "Hyper-V answers 32775 (its Invalid State) for a job that has already finished or cannot be "
+            "cancelled: hvjob show reads its state"
+        )
     return None
 
 
 def hints(report: FanoutReport, settings: Mapping[str, HostSetting] | None = None) -> list[str]:
     """One hint per kind of common mistake the report shows, naming the hosts it applies to."""
     found: dict[str, list[str]] = {}
+    about_a_job = [r for r in report.results if r.job]
+    # A job no host has is most often a typo, whether or not --missing-ok made that a success.
+    nowhere = bool(about_a_job) and all(r.gone for r in about_a_job)
     for result in report.results:
-        if result.error is None:
-            continue
-        hint = _hint_for(result.error, (settings or {}).get(result.host))
+        if nowhere and result.gone and result.job:
+            hint: str | None = f"no job {result.job} there: check the id against hvjob list (it is the InstanceID)"
+        elif result.error is not None and not result.gone:
+            hint = _hint_for(result.error, (settings or {}).get(result.host))
+        else:
+            hint = None
         if hint is not None:
             found.setdefault(hint, []).append(result.host)
     return [f"{', '.join(hosts[:3])}{' and others' if len(hosts) > 3 else ''}: {hint}" for hint, hosts in found.items()]

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -333,23 +333,18 @@ class _LiveView:
         rows = sorted(snapshot.rows.values(), key=lambda r: (r.finished, r.node, r.job))
         running = sum(1 for r in rows if not r.finished)
         when = snapshot.when.astimezone().strftime("%H:%M:%S")
+        classes = {r.class_name.removeprefix("Msvm_") for r in rows}
+        of_class = f" of {next(iter(classes))}" if len(classes) == 1 else ""  # else a CLASS column says
         header = Text(
             f"hvjob watch {self.options.title}   every {self.options.interval:g}s   {when}   "
-            f"{len(rows)} job(s), {running} running",
+            f"{len(rows)} job(s){of_class}, {running} running",
             style="bold",
         )
+        shown = _columns(rows, self.console.width)
         table = Table(expand=True, header_style="bold", box=None, padding=(0, 1))
-        # Node names and job ids are what a person acts on: never cut; the rest shares what is left.
-        node_width = max([4, *(len(r.node) for r in rows)])
-        job_width = min(40, max([3, *(len(r.job) for r in rows)]))
-        table.add_column("NODE", no_wrap=True, min_width=node_width, max_width=node_width)
-        table.add_column("JOB", no_wrap=True, min_width=job_width, max_width=job_width)
-        table.add_column("CLASS", ratio=1, no_wrap=True, overflow="ellipsis")
-        table.add_column("NAME / VM GROUP", ratio=3, overflow="fold")  # a failed job's error wraps here
-        table.add_column("STATE", min_width=9, ratio=1, no_wrap=True, overflow="ellipsis")
-        table.add_column("PROGRESS", width=28, no_wrap=True)
-        table.add_column("ELAPSED", width=9, no_wrap=True)
-        table.add_column("OWNER", ratio=1, no_wrap=True, overflow="ellipsis")
+        for column in shown.values():
+            layout = dict(column.layout)
+            table.add_column(layout.pop("header", column.title), **layout)
         old = previous.rows if previous else {}
         for row in rows:
             before = old.get(row.job)
@@ -358,19 +353,22 @@ class _LiveView:
             if row.finished and changed:
                 style = "bold"  # the refresh it finished in, still highlighted
             percent = row.percent if row.percent is not None else 0
-            bar = Table.grid(padding=(0, 1))
-            bar.add_row(ProgressBar(total=100, completed=percent, width=20), Text(f"{percent:>3}%"))
-            table.add_row(
-                Text(row.node),
-                Text(row.job),
-                Text(row.class_name.removeprefix("Msvm_")),
-                _name_cell(row),
-                Text(state_label(row.state) or "?", style="red" if row.error else ""),
-                bar,
-                Text(_elapsed(row.elapsed)),
-                Text(row.owner),
-                style=style,
-            )
+            if "PROGRESS" in shown and shown["PROGRESS"].width > _PERCENT_ONLY:
+                progress: Any = Table.grid(padding=(0, 1))
+                progress.add_row(ProgressBar(total=100, completed=percent, width=20), Text(f"{percent:>3}%"))
+            else:
+                progress = Text(f"{percent:>3}%")
+            cells = {
+                "NODE": Text(row.node),
+                "JOB": Text(row.job),
+                "CLASS": Text(row.class_name.removeprefix("Msvm_")),
+                "NAME / VM GROUP": _name_cell(row),
+                "STATE": Text(state_label(row.state) or "?", style="red" if row.error else ""),
+                "PROGRESS": progress,
+                "ELAPSED": Text(_elapsed(row.elapsed)),
+                "OWNER": Text(row.owner),
+            }
+            table.add_row(*(cells[title] for title in shown), style=style)
         parts: list[Any] = [header]
         for host, error in sorted(snapshot.host_errors.items()):
             parts.append(Text(f"{host}: {error}", style="red"))
@@ -379,6 +377,54 @@ class _LiveView:
             until = "; exits when every job is finished" if self.options.until_done else ""
             parts.append(Text(f"Ctrl-C to quit{until}", style="dim"))
         return Group(*parts)
+
+
+_PERCENT_ONLY = 4  # a PROGRESS column this narrow shows the percentage without the bar
+
+
+@dataclass(frozen=True)
+class _Column:
+    title: str
+    width: int  # what it takes, padding aside
+    layout: dict[str, Any]
+
+
+def _columns(rows: Sequence[Row], width: int) -> dict[str, _Column]:
+    """The columns that fit ``width``, in display order. Node, job and state always (what a person
+    acts on is never cut); then progress, elapsed time, owner and name as room allows (the name
+    first when a job has failed: its error is written under the name); the class only when the
+    jobs are of several (else the heading names it)."""
+    node = max([4, *(len(r.node) for r in rows)])
+    job = min(40, max([3, *(len(r.job) for r in rows)]))
+    state = min(23, max([5, *(len(state_label(r.state) or "?") for r in rows)]))
+    owner = min(24, max([5, *(len(r.owner) for r in rows)]))
+    classes = {r.class_name.removeprefix("Msvm_") for r in rows}
+    fixed = {"no_wrap": True}
+    candidates = [  # by priority
+        _Column("NODE", node, {**fixed, "min_width": node, "max_width": node}),
+        _Column("JOB", job, {**fixed, "min_width": job, "max_width": job}),
+        _Column("STATE", state, {**fixed, "min_width": state, "overflow": "ellipsis"}),
+        _Column("PROGRESS", 25, {**fixed, "width": 25}),
+        _Column("ELAPSED", 9, {**fixed, "width": 9}),
+        _Column("OWNER", owner, {**fixed, "min_width": owner, "overflow": "ellipsis"}),
+        _Column("NAME / VM GROUP", 16, {"ratio": 1, "min_width": 16, "overflow": "fold"}),  # errors wrap here
+    ]
+    if any(r.error for r in rows):  # a failed job's error is written in the name's cell: keep it in view
+        candidates.insert(3, candidates.pop())
+    if len(classes) > 1:
+        longest = max(len(c) for c in classes)
+        candidates.append(_Column("CLASS", longest, {**fixed, "min_width": min(longest, 20), "overflow": "ellipsis"}))
+    chosen: dict[str, _Column] = {}
+    used = 0
+    for candidate in candidates:
+        column = candidate
+        if column.title == "PROGRESS" and used + column.width + 2 > width:
+            column = _Column("PROGRESS", _PERCENT_ONLY, {**fixed, "width": _PERCENT_ONLY, "header": "%"})
+        if len(chosen) < 3 or used + column.width + 2 <= width:
+            chosen[column.title] = column
+            used += column.width + 2
+    order = ["NODE", "JOB", "CLASS", "NAME / VM GROUP", "STATE", "PROGRESS", "ELAPSED", "OWNER"]
+    return {title: chosen[title] for title in order if title in chosen}
 
 
 def _name_cell(row: Row) -> Any:

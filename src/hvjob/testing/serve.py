@@ -12,6 +12,7 @@ error: node, operation, target, answer.
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
@@ -30,6 +31,14 @@ _SCHEMES = {"negotiate", "ntlm", "basic", "credssp", "certificate"}
 
 def _usage(message: str) -> NoReturn:
     raise click.UsageError(message)
+
+
+def _cannot_start(exc: HvjobError | OSError | ValueError, host: str, port: int, *, per_node: bool) -> NoReturn:
+    """A listener that cannot bind names the address it wanted, and the way out."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+        where = f"{host}:{port}" + (" (or a port after it: one per node)" if per_node else "")
+        _usage(f"cannot listen on {where}: {exc.strerror}; --port 0 picks free ports")
+    _usage(str(exc))
 
 
 @click.command()
@@ -154,7 +163,7 @@ def serve(
     try:
         server = FakeWinRMServer(Path(fixtures) if fixtures else demo_fixtures_dir(), **common)
     except (HvjobError, OSError) as exc:
-        _usage(str(exc))
+        _cannot_start(exc, host, port, per_node=False)
     with server:
         click.echo(f"hvjob fake WinRM server on {server.url} ({len(server.scenarios)} scenarios)", err=True)
         _wait_for_interrupt()
@@ -197,7 +206,7 @@ def _simulate(
             **common,
         )
     except (HvjobError, OSError, ValueError) as exc:
-        _usage(str(exc))
+        _cannot_start(exc, common["host"], common["port"], per_node=True)
     with cluster:
         click.echo(json.dumps({"cluster": cluster.name, "nodes": cluster.urls}))
         sys.stdout.flush()

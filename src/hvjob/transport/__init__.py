@@ -21,7 +21,9 @@ from hvjob.transport.options import (
     ConnectionOptions,
     Encryption,
     check_security,
+    default_port,
     endpoint_url,
+    without_userinfo,
 )
 from hvjob.transport.session import Recorder, WsmanSession
 
@@ -35,7 +37,9 @@ __all__ = [
     "Seam",
     "WsmanSession",
     "check_security",
+    "default_port",
     "endpoint_url",
     "nt_hash",
     "translate",
+    "without_userinfo",
 ]

@@ -66,7 +66,16 @@ class ConnectionOptions:
         return replace(self, password=password)
 
 
-_USERINFO = "a host must not carry user information ('user:password@'): give the user and the password as options"
+_USERINFO = "a host must not carry user information ('user:password@'): give the user and the password apart from it"
+
+
+def without_userinfo(host: str) -> str:
+    """``host`` with everything up to its last ``@`` (a ``user:password``, whatever it holds) shown
+    as ``***@``, for messages about it."""
+    if "@" not in host:
+        return host
+    scheme, sep, rest = host.partition("://") if "://" in host else ("", "", host)
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
 
 
 #: A DNS name, a NetBIOS name or an IPv4 address (IPv6 addresses are checked apart).
@@ -79,7 +88,7 @@ def endpoint_url(host: str, options: ConnectionOptions) -> str:
     A host with user information (``http://user:pw@node/wsman``, ``user:pw@node:5985``) is refused
     without repeating it: the password would otherwise reach ``a:To``, reprs, logs and results.
     """
-    if "@" in host.partition("/")[0] or ("://" in host and "@" in host.split("://", 1)[1].partition("/")[0]):
+    if "@" in host:  # no host name, address or WinRM path has one; a password may hold a '/'
         raise UsageError(_USERINFO)
     if "://" in host:
         try:
@@ -108,11 +117,16 @@ def endpoint_url(host: str, options: ConnectionOptions) -> str:
     elif not _HOST_NAME.fullmatch(name):
         raise UsageError(f"invalid host name {name!r}")
     if port is None:
-        port = 5986 if options.scheme == "https" else 5985
+        port = default_port(options.scheme)
     if not 0 < port < 65536:
         raise UsageError(f"invalid port {port}")
     shown = f"[{name}]" if ":" in name else name
     return f"{options.scheme}://{shown}:{port}{options.path}"
+
+
+def default_port(scheme: str) -> int:
+    """WinRM's listener ports: 5986 for HTTPS, 5985 for HTTP."""
+    return 5986 if scheme == "https" else 5985
 
 
 def seals_messages(url: str, options: ConnectionOptions) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -435,7 +436,9 @@ class ClusterModel:
         """An Msvm_ConcreteJob that follows ``job``'s state change and completes with it."""
         number = next(self._tracker_seq)
         spec = JobSpec(
-            id=f"{job.id[:24]}{number:012X}" if len(job.id) == 36 else f"{job.id}-tracker-{number}",
+            # A GUID of its own, as Hyper-V gives, derived so that a run is repeatable; none that
+            # starts like another job's id (which would read as that job's).
+            id=str(uuid.uuid5(_TRACKER_IDS, f"{job.id}/{number}")).upper(),
             node=job.node,
             class_name=CONCRETE_JOB,
             namespace=job.namespace,
@@ -555,6 +558,7 @@ class ClusterModel:
 
 
 _SUCCESS = frozenset({JobState.COMPLETED, JobState.COMPLETED_WITH_WARNINGS})
+_TRACKER_IDS = uuid.UUID("6f1c2b0e-5d43-4c8a-9e7b-2a1d0c3b4e5f")  # the namespace of tracking jobs' ids
 
 
 def log_dict(entry: LogEntry, clock: Clock) -> dict[str, Any]:
