@@ -123,6 +123,7 @@ def test_stop_across_the_cluster_acts_once_on_the_owner(cluster: SimulatedCluste
     ]
     assert methods(cluster) == [("HVNODE01", "RequestStateChange")]
     assert report["summary"]["job_found_on"] == ["HVNODE01"]
+    assert all(r["elapsed_ms"] > 0 for r in report["results"])  # the nodes that only read it took time too
 
 
 def test_every_node_sees_every_job_and_each_is_still_acted_on_once(cluster: SimulatedCluster) -> None:

@@ -814,10 +814,11 @@ def on_job_node(
     for seen in probe.results:
         if seen.host == owner and acted:
             acted[0].requests = [*seen.requests, *acted[0].requests]  # the probe's Get was sent there too
+            acted[0].elapsed_ms += seen.elapsed_ms
             results.append(acted[0])
             continue
         result = OperationResult(seen.host, command, job=job_id, method="Get", changed=False, requests=seen.requests)
-        result.found = seen.found
+        result.found, result.elapsed_ms = seen.found, seen.elapsed_ms  # the time its probe took there
         if owner is None and probe.interrupted:  # nothing was done anywhere, and no node is known to have it
             result.error = Interrupted(f"interrupted before {command} was sent to any node", host=seen.host)
         elif seen.ok:
