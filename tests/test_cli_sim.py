@@ -238,3 +238,4 @@ def test_a_second_ctrl_c_with_the_stop_on_the_wire_says_the_job_was_found_and_th
     assert [(r["request"], r["outcome"]) for r in result["requests"]] == [("Get", "answered"),
                                                                           ("RequestStateChange", "in flight")]  # fmt: skip
     assert result["found"] is True and result["changed"] is None  # the Get saw it; the stop's answer never came
+    assert result["method"] == "RequestStateChange"  # the call whose answer is missing

@@ -220,6 +220,7 @@ class _Work:
             host=target.name,
         )
         result = OperationResult(target.name, self.command, error=error, requests=sent, changed=changed_by(sent))
+        result.method = next((r.request for r in reversed(sent) if r.mutating), sent[-1].request if sent else None)
         result.job = next((r.job for r in sent if r.job), None)
         if result.job is not None:
             result.found = found_by(result.job, sent)
