@@ -123,6 +123,7 @@ def test_stop_across_the_cluster_acts_once_on_the_owner(cluster: SimulatedCluste
     ]
     assert methods(cluster) == [("HVNODE01", "RequestStateChange")]
     assert report["summary"]["job_found_on"] == ["HVNODE01"]
+    assert all(r["elapsed_ms"] > 0 for r in report["results"])  # the nodes that only read it took time too
 
 
 def test_every_node_sees_every_job_and_each_is_still_acted_on_once(cluster: SimulatedCluster) -> None:
@@ -237,3 +238,4 @@ def test_a_second_ctrl_c_with_the_stop_on_the_wire_says_the_job_was_found_and_th
     assert [(r["request"], r["outcome"]) for r in result["requests"]] == [("Get", "answered"),
                                                                           ("RequestStateChange", "in flight")]  # fmt: skip
     assert result["found"] is True and result["changed"] is None  # the Get saw it; the stop's answer never came
+    assert result["method"] == "RequestStateChange"  # the call whose answer is missing

@@ -220,6 +220,7 @@ class _Work:
             host=target.name,
         )
         result = OperationResult(target.name, self.command, error=error, requests=sent, changed=changed_by(sent))
+        result.method = next((r.request for r in reversed(sent) if r.mutating), sent[-1].request if sent else None)
         result.job = next((r.job for r in sent if r.job), None)
         if result.job is not None:
             result.found = found_by(result.job, sent)
@@ -814,10 +815,11 @@ def on_job_node(
     for seen in probe.results:
         if seen.host == owner and acted:
             acted[0].requests = [*seen.requests, *acted[0].requests]  # the probe's Get was sent there too
+            acted[0].elapsed_ms += seen.elapsed_ms
             results.append(acted[0])
             continue
         result = OperationResult(seen.host, command, job=job_id, method="Get", changed=False, requests=seen.requests)
-        result.found = seen.found
+        result.found, result.elapsed_ms = seen.found, seen.elapsed_ms  # the time its probe took there
         if owner is None and probe.interrupted:  # nothing was done anywhere, and no node is known to have it
             result.error = Interrupted(f"interrupted before {command} was sent to any node", host=seen.host)
         elif seen.ok:
