@@ -179,6 +179,29 @@ class Operation:
     before: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # node -> job id -> truth
     after: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
+    frozen: str | None = None  # while memory is traced: what happened, as JSON text (see freeze)
+
+    def freeze(self) -> None:
+        """Keep what happened as one JSON string until tracing ends. tracemalloc names a block by the
+        line that first allocated it, and CPython's free lists (dicts, dict key tables, lists, tuples,
+        floats) hand blocks that hvjob and urllib3 freed to the dicts this harness decodes and keeps:
+        kept as dicts, these records count as hvjob's memory, more with every operation. The
+        containers are emptied in place (they were made with the plan, before tracing began)."""
+        self.frozen = json.dumps([self.results, self.before, self.after, self.summary, self.seconds])
+        self.results.clear()
+        self.before.clear()
+        self.after.clear()
+        self.summary.clear()
+        self.seconds = 0.0
+
+    def thaw(self) -> None:
+        if self.frozen is not None:
+            results, before, after, summary, self.seconds = json.loads(self.frozen)
+            self.results.extend((node, result) for node, result in results)
+            self.before.update(before)
+            self.after.update(after)
+            self.summary.update(summary)
+            self.frozen = None
 
     @property
     def fault(self) -> FaultPlan | None:
@@ -536,6 +559,8 @@ class ChaosRun:
         self.resources.fds_before, self.resources.threads_before = _open_fds(), threading.active_count()
         started = time.monotonic()
         self._run_on_a_fleet()
+        for op in self.plan:
+            op.thaw()  # tracing has stopped
         self.wall_seconds = time.monotonic() - started
         self.resources.fds_after, self.resources.threads_after = self._settled()
         self.resources.objects_after = census()  # here, once every frame that held a session has returned
@@ -625,7 +650,7 @@ class ChaosRun:
                 self.profiles.append(op.profile)
         for spec in op.new_jobs:
             control.call("POST", "jobs", spec)
-        op.before = {n: control.jobs(n) for n in op.nodes}
+        op.before.update({n: control.jobs(n) for n in op.nodes})
         for fault in op.faults:
             if fault.rule is not None:
                 rule = {**fault.rule, "node": fault.node, "method": fault.request, "count": fault.count}
@@ -652,7 +677,9 @@ class ChaosRun:
                 control.call("DELETE", f"faults?node={fault.node}")
             if fault.kind in ("refused", "restart"):
                 control.call("POST", f"nodes/{fault.node}", {"listening": True})  # back, whatever its timer says
-        op.after = {n: control.jobs(n) for n in op.nodes}
+        op.after.update({n: control.jobs(n) for n in op.nodes})
+        if self.config.trace_memory:
+            op.freeze()
 
     def _session(self, node: str) -> WsmanSession:
         session = self._sessions.get(node)
@@ -678,7 +705,7 @@ class ChaosRun:
                 report = fanout.on_job_node("stop", targets, job, stop, missing_ok=True, **common)
             else:
                 report = fanout.run("stop", targets, stop, **common)
-            op.results = [(r.host, _plain(r)) for r in report.results]
+            op.results.extend((r.host, _plain(r)) for r in report.results)
             return
         node = op.nodes[0]
         client = JobClient(self._session(node), **client_options)
@@ -693,7 +720,7 @@ class ChaosRun:
             result = client.list([JobState.RUNNING] if op.running_only else None)
         else:
             result = client.stop_all([JobState.RUNNING])
-        op.results = [(node, _plain(result))]
+        op.results.append((node, _plain(result)))
 
     def _run_cli(self, op: Operation) -> None:
         address = {n: self.urls[n].split("//", 1)[1].split("/", 1)[0] for n in op.nodes}
@@ -724,8 +751,8 @@ class ChaosRun:
         op.exit_code, op.stderr = proc.returncode, proc.stderr[-4000:]
         by_address = {a: n for n, a in address.items()}
         document = json.loads(proc.stdout)
-        op.results = [(by_address.get(str(r["host"]), str(r["host"])), r) for r in document["results"]]
-        op.summary = document.get("summary", {})
+        op.results.extend((by_address.get(str(r["host"]), str(r["host"])), r) for r in document["results"])
+        op.summary.update(document.get("summary", {}))
 
 
 def _plain(result: OperationResult) -> dict[str, Any]:
