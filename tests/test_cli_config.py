@@ -21,18 +21,28 @@ from test_cli import HVJOB, host
 KEYRING_BACKEND = """
 import json, os
 from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
 
 class FileKeyring(KeyringBackend):
     priority = 1
 
+    def _load(self):
+        return json.load(open(os.environ["TEST_KEYRING_FILE"]))
+
+    def _save(self, store):
+        json.dump(store, open(os.environ["TEST_KEYRING_FILE"], "w"))
+
     def get_password(self, service, username):
-        return json.load(open(os.environ["TEST_KEYRING_FILE"])).get(f"{service}/{username}")
+        return self._load().get(f"{service}/{username}")
 
     def set_password(self, service, username, password):
-        raise NotImplementedError("read-only")
+        self._save({**self._load(), f"{service}/{username}": password})
 
     def delete_password(self, service, username):
-        raise NotImplementedError("read-only")
+        store = self._load()
+        if store.pop(f"{service}/{username}", None) is None:
+            raise PasswordDeleteError(f"no password for {username} in {service}")
+        self._save(store)
 """
 
 
@@ -132,14 +142,22 @@ def test_a_failing_password_command_is_a_usage_error_that_shows_no_output(home: 
 
 def test_the_keyring(home: Path, http_server: FakeWinRMServer, tmp_path: Path) -> None:
     (tmp_path / "test_keyring_backend.py").write_text(KEYRING_BACKEND)
-    store = tmp_path / "keyring-password.json"
-    store.write_text(json.dumps({"hvjob/alice": CANARY_PASSWORD}))
+    store = tmp_path / "keyring-password.json"  # a credential store: the canary scan allows it here only
+    store.write_text("{}")
     write_config(home, '[default]\nusername = "alice"\nscheme = "http"\nkeyring = true\n')
     env = {"PYTHON_KEYRING_BACKEND": "test_keyring_backend.FileKeyring", "PYTHONPATH": str(tmp_path),
            "TEST_KEYRING_FILE": str(store)}  # fmt: skip
+
+    def keyring(call: str) -> None:  # as `keyring set hvjob alice` would, through keyring's public API
+        code = f"import keyring, sys; keyring.{call}('hvjob', 'alice', *sys.argv[1:])"
+        extra = [CANARY_PASSWORD] if call == "set_password" else []
+        subprocess.run([sys.executable, "-c", code, *extra], env={**os.environ, **env}, check=True)
+
+    keyring("set_password")
     proc = run(home, "--output", "json", "show", host(http_server), "--job", job_id(0x360), env=env)
     assert proc.returncode == 0, proc.stderr
-    store.write_text("{}")
+    keyring("delete_password")
+    assert json.loads(store.read_text()) == {}
     missing = run(home, "show", host(http_server), "--job", job_id(0x360), env=env)
     assert missing.returncode == 2 and "keyring set hvjob alice" in missing.stderr
 
@@ -225,6 +243,8 @@ def test_list_sorted_by_a_column(http_server: FakeWinRMServer, home: Path) -> No
     jobs = json.loads(run(home, *args, "--sort", "state", env=env).stdout)["results"][0]["jobs"]
     states = [j["JobState"] for j in jobs]
     assert states == sorted(states) and len(set(states)) > 1
+    unsorted = json.loads(run(home, *args, env=env).stdout)["results"][0]["jobs"]
+    assert [j["JobState"] for j in unsorted] != states  # the host's own order is another: --sort did it
 
 
 @pytest.mark.parametrize(
