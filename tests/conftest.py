@@ -7,12 +7,15 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from lxml import etree
 
 from hvjob.transport import ConnectionOptions, nt_hash
+
+if TYPE_CHECKING:
+    from hvjob.testing.sim import SimulatedCluster
 
 pytest_plugins = ["pytester"]  # tests/test_secrets.py runs the canary hooks on a planted leak
 
@@ -156,6 +159,16 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("users") / "users.txt"
     path.write_text(f":alice:{CANARY_PASSWORD}\nCONTOSO:bob:{CANARY_PASSWORD}x\n")
     return path
+
+
+@pytest.fixture
+def cluster(users_file: Path) -> Iterator[SimulatedCluster]:
+    """The default three-node simulated cluster with alice's account, its clock stopped: time
+    moves only when a test says (a test module may define a cluster of its own instead)."""
+    from hvjob.testing.sim import SimulatedCluster
+
+    with SimulatedCluster(users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from chaos_engine import CLI
 from conftest import CANARY_PASSWORD
@@ -25,12 +21,6 @@ def hvjob(*args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert "Traceback" not in proc.stderr and CANARY_PASSWORD not in proc.stdout + proc.stderr
     return proc
-
-
-@pytest.fixture
-def cluster(users_file: Path) -> Iterator[SimulatedCluster]:
-    with SimulatedCluster(users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0) as running:
-        yield running
 
 
 def test_a_read_whose_reply_is_cut_short_twice_failed_but_the_host_was_reached(cluster: SimulatedCluster) -> None:

@@ -7,13 +7,11 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import CANARY_PASSWORD, real_responses_dir
+from conftest import real_responses_dir
 from hvjob import errors
 from hvjob.jobs import JobClient, JobState
 from hvjob.testing.sim import SimulatedCluster, default
@@ -21,12 +19,6 @@ from hvjob.transport import WsmanSession
 from hvjob.wire.faults import decode_fault
 from hvjob.wire.parse import read_envelope
 from sim_helpers import cluster_options, job_client
-
-
-@pytest.fixture
-def cluster(users_file: Path) -> Iterator[SimulatedCluster]:
-    with SimulatedCluster(users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0) as running:
-        yield running
 
 
 def _control(cluster: SimulatedCluster, via: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:

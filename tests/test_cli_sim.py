@@ -14,24 +14,14 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from conftest import CANARY_PASSWORD
 from hvjob.testing.sim import SimulatedCluster, default
 from test_cli import HVJOB, hvjob
 
 ARGS = ["--scheme", "http", "-u", "alice"]
-
-
-@pytest.fixture
-def cluster(users_file: Path) -> Iterator[SimulatedCluster]:
-    """The default three-node cluster, its clock stopped (time moves when a test says)."""
-    with SimulatedCluster(users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0) as running:
-        yield running
 
 
 def resolve(cluster: SimulatedCluster) -> list[str]:

@@ -40,7 +40,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -51,13 +51,6 @@ from conftest import CANARY_PASSWORD  # noqa: E402
 from hvjob.testing.sim import SimulatedCluster, default  # noqa: E402
 from sim_helpers import job_client  # noqa: E402
 from test_cli import HVJOB  # noqa: E402
-
-
-@pytest.fixture
-def cluster(users_file: Path) -> Iterator[SimulatedCluster]:
-    """The default three-node cluster with its clock stopped: time moves only when a test says."""
-    with SimulatedCluster(users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0) as running:
-        yield running
 
 
 def _watch_args(cluster: SimulatedCluster, *extra: str) -> list[str]:

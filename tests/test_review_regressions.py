@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,6 @@ from sim_helpers import cluster_options, job_client
 from test_cli import hvjob
 
 ARGS = ["--scheme", "http", "-u", "alice"]
-
-
-@pytest.fixture
-def cluster(users_file: Path) -> Iterator[SimulatedCluster]:
-    with SimulatedCluster(users_file=users_file, username="alice", password=CANARY_PASSWORD, speed=0) as running:
-        yield running
 
 
 def targets(cluster: SimulatedCluster) -> list[HostTarget]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +44,6 @@ def users_file(tmp_path: Path) -> Path:
     path = tmp_path / "users.txt"
     path.write_text(f":alice:{CANARY_PASSWORD}\n")
     return path
-
-
-@pytest.fixture
-def cluster(users_file: Path) -> Iterator[SimulatedCluster]:
-    with SimulatedCluster(speed=0, users_file=users_file, password=CANARY_PASSWORD, username="alice") as running:
-        yield running
 
 
 def _envelope(to: str, action: str, job: str, body: str = "") -> bytes:

@@ -102,8 +102,9 @@ def _read_password(password_file: str | None, given: bool) -> str | None:
     A profile's password_command or keyring comes later, only when a password is needed."""
     if password_file and given:
         return _password_from(password_file)
-    if _environment_password() is not None:
-        return _environment_password()
+    from_environment = _environment_password()
+    if from_environment is not None:
+        return from_environment
     return _password_from(password_file) if password_file else None
 
 

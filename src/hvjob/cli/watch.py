@@ -343,8 +343,7 @@ class _LiveView:
         shown = _columns(rows, self.console.width)
         table = Table(expand=True, header_style="bold", box=None, padding=(0, 1))
         for column in shown.values():
-            layout = dict(column.layout)
-            table.add_column(layout.pop("header", column.title), **layout)
+            table.add_column(column.heading or column.title, **column.layout)
         old = previous.rows if previous else {}
         for row in rows:
             before = old.get(row.job)
@@ -384,9 +383,10 @@ _PERCENT_ONLY = 4  # a PROGRESS column this narrow shows the percentage without 
 
 @dataclass(frozen=True)
 class _Column:
-    title: str
+    title: str  # its key, and its heading unless ``heading`` says otherwise
     width: int  # what it takes, padding aside
     layout: dict[str, Any]
+    heading: str | None = None
 
 
 def _columns(rows: Sequence[Row], width: int) -> dict[str, _Column]:
@@ -419,7 +419,7 @@ def _columns(rows: Sequence[Row], width: int) -> dict[str, _Column]:
     for candidate in candidates:
         column = candidate
         if column.title == "PROGRESS" and used + column.width + 2 > width:
-            column = _Column("PROGRESS", _PERCENT_ONLY, {**fixed, "width": _PERCENT_ONLY, "header": "%"})
+            column = _Column("PROGRESS", _PERCENT_ONLY, {**fixed, "width": _PERCENT_ONLY}, heading="%")
         if len(chosen) < 3 or used + column.width + 2 <= width:
             chosen[column.title] = column
             used += column.width + 2

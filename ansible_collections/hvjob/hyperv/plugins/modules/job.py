@@ -22,24 +22,12 @@ author:
   - hvjob maintainers (@hvjob)
 extends_documentation_fragment:
   - hvjob.hyperv.connection
+  - hvjob.hyperv.attributes
 attributes:
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the
-      controller.
-    support: full
-    details: All of it runs on the controller, in its own process; the managed host needs no Python.
-  action_group:
-    description: Use C(group/hvjob.hyperv.hyperv) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - hvjob.hyperv.hyperv
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: Reads the job and reports what would be done; sends no method call.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
 options:
   job_id:
     description:
