@@ -62,6 +62,13 @@ def test_stop_changes_then_is_unchanged_in_text_and_json(cluster: SimulatedClust
     assert len(methods(cluster)) == 1  # nothing more was sent
 
 
+def test_a_stop_without_wait_reports_no_properties_from_before_it(cluster: SimulatedCluster) -> None:
+    code, report = doc("stop", node(cluster, "HVNODE01"), "--job", default.RUNNING)
+    result = report["results"][0]
+    assert code == 0 and result["changed"] is True and cluster.job(default.RUNNING)["state"] == "Killed"
+    assert result["job_state"] is None and "properties" not in result  # the Get's JobState 4 is no longer true
+
+
 def test_check_mode_sends_nothing_mutating(cluster: SimulatedCluster) -> None:
     code, report = doc("--check", "stop", node(cluster, "HVNODE01"), "--job", default.RUNNING)
     result = report["results"][0]

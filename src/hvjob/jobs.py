@@ -1075,7 +1075,7 @@ class JobClient:
                 result.error = _method_failed(self.host, name, out.return_value, result.return_name)
                 return result
             result.changed = True
-            result.job_state_value = None
+            result.job_state_value, result.properties = None, None  # read before the stop: no longer true
             if wait and self._wait_guarded(result, job_id, out.job, timeout) is not None:
                 result.notes.append(f"{name} was accepted; the wait then failed")
             return result
